@@ -1,0 +1,65 @@
+/**
+ * The agent as users run it: the built executable in a child process, with its logs kept for
+ * assertions (and printed when a test fails).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+export class AgentProcess {
+  readonly child: ChildProcess;
+  #log = '';
+
+  private constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.child = spawn(process.execPath, [CLI, 'agent', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (d: Buffer) => (this.#log += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.#log += d.toString()));
+  }
+
+  /** Starts `termgate agent` against the cloud at `cloudUrl`, loopback-only ICE, metrics off. */
+  static start(cloudUrl: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): AgentProcess {
+    const args = ['--cloud-url', cloudUrl, '--bind-address', '127.0.0.1', '--metrics-listen', 'off', ...extraArgs];
+    return new AgentProcess(args, env);
+  }
+
+  get log(): string {
+    return this.#log;
+  }
+
+  /** Parsed JSON log lines. */
+  logLines(): Array<Record<string, unknown>> {
+    return this.#log
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  /** Sends a signal and waits for the exit code (or the signal that ended it). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | string> {
+    if (!this.exited) {
+      this.child.kill(signal);
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+      await once(this.child, 'exit');
+      clearTimeout(timer);
+    }
+    return this.child.exitCode ?? this.child.signalCode ?? 'unknown';
+  }
+
+  async waitForExit(timeoutMs = 15_000): Promise<number | string> {
+    if (!this.exited) {
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+      await once(this.child, 'exit');
+      clearTimeout(timer);
+    }
+    return this.child.exitCode ?? this.child.signalCode ?? 'unknown';
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * A browser, played by a real node-datachannel peer on loopback: it offers a `terminal` data channel
+ * through the test cloud, trickles its candidates (some before the answer exists), and keeps what the
+ * agent sends: every message, and the terminal output as text and as bytes.
+ */
+import { randomUUID } from 'node:crypto';
+import nodeDataChannel from 'node-datachannel';
+import type { AnswerMessage } from '../../src/protocol/signaling-messages.js';
+import {
+  decodeOutbound,
+  encodeInbound,
+  type Encoding,
+  type InboundMessage,
+  type OutboundMessage,
+} from '../../src/protocol/terminal-messages.js';
+import type { TestCloud } from './test-cloud.js';
+
+type PeerConnection = InstanceType<typeof nodeDataChannel.PeerConnection>;
+type DataChannel = ReturnType<PeerConnection['createDataChannel']>;
+
+export interface OpenOptions {
+  device: string;
+  sessionId?: string;
+  encoding?: Encoding;
+  /** Resolve right after the answer, without waiting for `pty_connected`. */
+  noWait?: boolean;
+  timeoutMs?: number;
+}
+
+export class BrowserPeer {
+  readonly sessionId: string;
+  readonly encoding: Encoding;
+  readonly messages: OutboundMessage[] = [];
+  answer: AnswerMessage | undefined;
+  /** Candidates the agent trickled to us. */
+  readonly agentCandidates: string[] = [];
+  readonly #cloud: TestCloud;
+  readonly #pc: PeerConnection;
+  readonly #dc: DataChannel;
+  #outputChunks: Buffer[] = [];
+  #outputBytes = 0;
+  #tail = Buffer.alloc(0);
+  #pendingCandidates: Array<[string, string]> | undefined = [];
+  #waiters = new Set<() => void>();
+  #channelClosed = false;
+  #closed = false;
+
+  private constructor(cloud: TestCloud, sessionId: string, encoding: Encoding) {
+    this.#cloud = cloud;
+    this.sessionId = sessionId;
+    this.encoding = encoding;
+    this.#pc = new nodeDataChannel.PeerConnection(`browser-${sessionId}`, {
+      iceServers: [],
+      bindAddress: '127.0.0.1',
+    });
+    this.#pc.onLocalCandidate((candidate, mid) => {
+      cloud.sendIce({
+        session_id: sessionId,
+        candidate: candidate.replace(/^a=/, ''),
+        sdp_mid: mid,
+        sdp_mline_index: 0,
+      });
+    });
+    cloud.onIce(sessionId, (ice) => {
+      this.agentCandidates.push(ice.candidate);
+      if (this.#pendingCandidates) this.#pendingCandidates.push([ice.candidate, ice.sdp_mid]);
+      else this.#addCandidate(ice.candidate, ice.sdp_mid);
+    });
+    this.#dc = this.#pc.createDataChannel('terminal');
+    this.#dc.onMessage((raw) => this.#onMessage(raw as string | Buffer));
+    this.#dc.onClosed(() => {
+      this.#channelClosed = true;
+      this.#wake();
+    });
+  }
+
+  /** Offers a session for `device` and waits for `pty_connected` (unless `noWait`). */
+  static async open(cloud: TestCloud, options: OpenOptions): Promise<BrowserPeer> {
+    const peer = new BrowserPeer(cloud, options.sessionId ?? `s-${randomUUID()}`, options.encoding ?? 'json');
+    try {
+      await peer.#negotiate(options.device, options.timeoutMs ?? 20_000);
+      if (!options.noWait) await peer.waitFor((m) => m.type === 'pty_connected', options.timeoutMs ?? 20_000);
+    } catch (err) {
+      peer.close();
+      throw err;
+    }
+    return peer;
+  }
+
+  async #negotiate(device: string, timeoutMs: number): Promise<void> {
+    const offer = await this.#localOffer(timeoutMs);
+    const answer = await this.#cloud.offer(
+      { session_id: this.sessionId, device_id: device, sdp: offer, sdp_type: 'offer' },
+      timeoutMs,
+    );
+    this.answer = answer;
+    if (answer.status !== 'success') throw new Error(`offer refused: ${answer.message}`);
+    this.#pc.setRemoteDescription(answer.sdp, 'answer');
+    const pending = this.#pendingCandidates ?? [];
+    this.#pendingCandidates = undefined;
+    for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
+  }
+
+  #localOffer(timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const existing = this.#pc.localDescription();
+      if (existing) return resolve(existing.sdp);
+      const timer = setTimeout(() => reject(new Error('no local offer')), timeoutMs);
+      this.#pc.onLocalDescription((sdp) => {
+        clearTimeout(timer);
+        resolve(sdp);
+      });
+    });
+  }
+
+  #addCandidate(candidate: string, mid: string): void {
+    try {
+      this.#pc.addRemoteCandidate(candidate, mid);
+    } catch {
+      // A candidate the native side refuses is not fatal for the test peer either.
+    }
+  }
+
+  #onMessage(raw: string | Buffer): void {
+    const message = decodeOutbound(raw);
+    this.messages.push(message);
+    if (message.type === 'output') {
+      const bytes =
+        typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data);
+      this.#outputChunks.push(bytes);
+      this.#outputBytes += bytes.length;
+      const joined = Buffer.concat([this.#tail, bytes]);
+      this.#tail = joined.subarray(Math.max(0, joined.length - 512));
+    }
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const waiter of this.#waiters) waiter();
+  }
+
+  get channelClosed(): boolean {
+    return this.#channelClosed;
+  }
+
+  get outputBytes(): number {
+    return this.#outputBytes;
+  }
+
+  /** All terminal output so far, as bytes. */
+  output(): Buffer {
+    if (this.#outputChunks.length > 1) this.#outputChunks = [Buffer.concat(this.#outputChunks)];
+    return this.#outputChunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** All terminal output so far, as text (the "screen"). */
+  screen(): string {
+    return this.output().toString('utf8');
+  }
+
+  /** The last 512 bytes of output as text: cheap to check on every message of a bulk transfer. */
+  tail(): string {
+    return this.#tail.toString('latin1');
+  }
+
+  clearOutput(): void {
+    this.#outputChunks = [];
+    this.#outputBytes = 0;
+    this.#tail = Buffer.alloc(0);
+  }
+
+  send(message: InboundMessage | Record<string, unknown>, encoding: Encoding = this.encoding): void {
+    const encoded = encodeInbound(message as InboundMessage, encoding);
+    if (typeof encoded === 'string') this.#dc.sendMessage(encoded);
+    else this.#dc.sendMessageBinary(encoded);
+  }
+
+  sendRaw(raw: string | Buffer): void {
+    if (typeof raw === 'string') this.#dc.sendMessage(raw);
+    else this.#dc.sendMessageBinary(raw);
+  }
+
+  type(text: string): void {
+    this.send({ type: 'input', data: this.encoding === 'msgpack' ? Buffer.from(text) : text });
+  }
+
+  /** Waits until `check` is true, re-checked on every message. */
+  async until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+    if (check()) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(waiter);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const waiter = () => {
+        if (!check()) return;
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+        resolve();
+      };
+      this.#waiters.add(waiter);
+    });
+  }
+
+  /** Waits for a message matching `match` among those not yet returned by an earlier `waitFor`. */
+  async waitFor(match: (m: OutboundMessage) => boolean, timeoutMs = 15_000): Promise<OutboundMessage> {
+    let found: OutboundMessage | undefined;
+    await this.until(
+      () => (found = this.messages.find(match)) !== undefined,
+      'a matching message',
+      timeoutMs,
+    );
+    this.messages.splice(this.messages.indexOf(found!), 1);
+    return found!;
+  }
+
+  waitForScreen(text: string, timeoutMs = 15_000): Promise<void> {
+    return this.until(() => this.screen().includes(text), JSON.stringify(text), timeoutMs);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cloud.offIce(this.sessionId);
+    try {
+      this.#dc.close();
+    } catch {
+      // Already closed.
+    }
+    this.#pc.close();
+  }
+}

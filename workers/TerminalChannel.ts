@@ -1,0 +1,163 @@
+/**
+ * The `terminal` data channel of one session: decodes and validates what the browser sends, encodes what
+ * the agent sends in the browser's encoding (JSON for text, msgpack for binary), frames output as whole
+ * UTF-8 characters in JSON mode, and reports congestion so the PTY can be paused.
+ */
+import { ErrorCodes, toErrorData, type ErrorData } from '../src/errors.js';
+import {
+  decodeInbound,
+  encodeOutbound,
+  type Encoding,
+  type InboundMessage,
+  type OutboundMessage,
+} from '../src/protocol/terminal-messages.js';
+import { StatSlot } from '../src/protocol/session-stats.js';
+import { SafeEmitter } from '../src/SafeEmitter.js';
+import type { DataChannel } from './native-addon.js';
+import { completeUtf8Length, utf8Chunks } from './utf8.js';
+
+export interface TerminalChannelOptions {
+  maxMessageBytes: number;
+  outputChunkBytes: number;
+  highWaterMark: number;
+  lowWaterMark: number;
+}
+
+export interface TerminalChannelEvents {
+  open: [];
+  message: [message: InboundMessage];
+  /** A message was refused; the browser has already been told. */
+  'protocol-error': [error: ErrorData];
+  /** The buffered amount fell below the low-water mark. */
+  drain: [];
+  close: [];
+}
+
+export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
+  // The reference itself matters: an unreferenced native channel is collected and reset under our feet.
+  readonly #dc: DataChannel;
+  readonly #options: TerminalChannelOptions;
+  readonly #stats: Float64Array;
+  #encoding: Encoding = 'json';
+  /** Bytes of an incomplete UTF-8 character held back from the last output chunk (JSON mode). */
+  #carry: Buffer | undefined;
+  #closed = false;
+
+  constructor(dc: DataChannel, options: TerminalChannelOptions, stats: Float64Array) {
+    super();
+    this.#dc = dc;
+    this.#options = options;
+    this.#stats = stats;
+    dc.setBufferedAmountLowThreshold(options.lowWaterMark);
+    dc.onOpen(() => this.safeEmit('open'));
+    dc.onClosed(() => this.#onRemoteClose());
+    dc.onError(() => this.#onRemoteClose());
+    dc.onBufferedAmountLow(() => this.safeEmit('drain'));
+    dc.onMessage((raw) => this.#onMessage(raw));
+  }
+
+  get isOpen(): boolean {
+    return !this.#closed && this.#dc.isOpen();
+  }
+
+  get encoding(): Encoding {
+    return this.#encoding;
+  }
+
+  /** True while more than the high-water mark waits in the channel's send buffer. */
+  get congested(): boolean {
+    return this.isOpen && this.#dc.bufferedAmount() > this.#options.highWaterMark;
+  }
+
+  /** Sends one protocol message; false if the channel is gone (never throws: see NOTES on native aborts). */
+  send(message: OutboundMessage): boolean {
+    if (!this.isOpen) return false;
+    const encoded = encodeOutbound(message, this.#encoding);
+    try {
+      this.#dc[typeof encoded === 'string' ? 'sendMessage' : 'sendMessageBinary'](encoded as never);
+    } catch {
+      return false;
+    }
+    this.#stats[StatSlot.messagesToBrowser]! += 1;
+    this.#stats[StatSlot.lastActivityMs] = Date.now();
+    return true;
+  }
+
+  /** Sends terminal output, split into messages of at most `outputChunkBytes`, whole characters in JSON. */
+  sendOutput(chunk: Buffer): void {
+    let bytes = this.#carry ? Buffer.concat([this.#carry, chunk]) : chunk;
+    this.#carry = undefined;
+    if (this.#encoding === 'json') {
+      const complete = completeUtf8Length(bytes);
+      if (complete < bytes.length) this.#carry = Buffer.from(bytes.subarray(complete));
+      bytes = bytes.subarray(0, complete);
+    }
+    for (const piece of utf8Chunks(bytes, this.#options.outputChunkBytes)) {
+      if (!this.#sendBytes(piece)) return;
+    }
+  }
+
+  #sendBytes(piece: Buffer): boolean {
+    const data = this.#encoding === 'json' ? piece.toString('utf8') : piece;
+    if (!this.send({ type: 'output', data })) return false;
+    this.#stats[StatSlot.bytesToBrowser]! += piece.length;
+    return true;
+  }
+
+  /** Tells the browser about a refused message and counts it. */
+  sendError(error: ErrorData): void {
+    this.#stats[StatSlot.protocolErrors]! += 1;
+    this.send({ type: 'error', code: error.code, message: error.message });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#dc.close();
+    } catch {
+      // Already closed natively.
+    }
+    this.safeEmit('close');
+    this.removeAllListeners();
+  }
+
+  #onRemoteClose(): void {
+    if (this.#closed) return;
+    this.close();
+  }
+
+  #onMessage(raw: string | Buffer | ArrayBuffer): void {
+    if (this.#closed) return;
+    const input = raw instanceof ArrayBuffer ? Buffer.from(raw) : raw;
+    this.#stats[StatSlot.messagesFromBrowser]! += 1;
+    this.#stats[StatSlot.lastActivityMs] = Date.now();
+    try {
+      const { message, encoding } = decodeInbound(input, this.#options.maxMessageBytes);
+      this.#switchEncoding(encoding);
+      if (message.type === 'input') {
+        this.#stats[StatSlot.bytesFromBrowser]! +=
+          typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
+      }
+      this.safeEmit('message', message);
+    } catch (err) {
+      // A binary message that fails to decode still tells us how the browser speaks.
+      this.#switchEncoding(typeof input === 'string' ? 'json' : 'msgpack');
+      const error = toErrorData(err, ErrorCodes.INVALID_MESSAGE);
+      this.sendError(error);
+      this.safeEmit('protocol-error', error);
+    }
+  }
+
+  /** The agent answers in the encoding of the browser's latest message. */
+  #switchEncoding(encoding: Encoding): void {
+    if (encoding === this.#encoding) return;
+    this.#encoding = encoding;
+    // Bytes held for a whole character are sent raw once the browser speaks binary; in JSON they wait.
+    if (encoding === 'msgpack' && this.#carry) {
+      const carry = this.#carry;
+      this.#carry = undefined;
+      this.#sendBytes(carry);
+    }
+  }
+}

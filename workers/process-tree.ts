@@ -1,0 +1,68 @@
+/**
+ * Ends the process tree of a docker exec from the host side.
+ *
+ * Closing a TTY exec's attached stream does not end it (moby#9098): the shell would live on in the
+ * container. The engine gives the exec's host PID; its descendants are read from /proc, and the whole
+ * tree is killed. The start time read at open guards against killing a recycled PID.
+ */
+import { readFile } from 'node:fs/promises';
+
+export interface ProcessIdentity {
+  pid: number;
+  startTime: string;
+}
+
+async function readStat(pid: number): Promise<string[] | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (comm) may contain spaces and parentheses: split after its closing parenthesis.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Identity of a live host process, or undefined when /proc does not show it (another PID namespace). */
+export async function identify(pid: number): Promise<ProcessIdentity | undefined> {
+  const fields = await readStat(pid);
+  // After comm: state is field 3, so starttime (field 22) is at index 19.
+  const startTime = fields?.[19];
+  return startTime === undefined ? undefined : { pid, startTime };
+}
+
+async function children(pid: number): Promise<number[]> {
+  try {
+    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
+    return text.split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function descendants(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && found.length < 10_000) {
+    const next = await children(queue.shift()!);
+    found.push(...next);
+    queue.push(...next);
+  }
+  return found;
+}
+
+/** Kills the process and everything below it. Returns how many processes were signalled. */
+export async function killTree(identity: ProcessIdentity): Promise<number> {
+  const current = await identify(identity.pid);
+  if (!current || current.startTime !== identity.startTime) return 0; // already gone, or PID reused
+  const pids = [identity.pid, ...(await descendants(identity.pid))];
+  let killed = 0;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // Exited between the scan and the signal.
+    }
+  }
+  return killed;
+}
