@@ -8,5 +8,4 @@ cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 bash scripts/docker-up.sh
 npm run --silent build
-npm run --silent build:web
 exec node dist/src/cli.js demo "$@"

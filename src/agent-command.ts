@@ -1,11 +1,19 @@
 /** `termgate agent`: parse and check the flags, start the agent, drain on SIGINT/SIGTERM. */
 import type { Command } from 'commander';
 import { Agent } from './Agent.js';
-import { addAgentOptions, ConfigError, resolveAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
+import {
+  addAgentOptions,
+  ConfigError,
+  resolveAgentConfig,
+  type AgentConfig,
+  type AgentFlags,
+} from './config.js';
 import { createLogger } from './logger.js';
 
 export function registerAgentCommand(program: Command): void {
-  const cmd = program.command('agent').description('run the gateway: connect to the cloud and serve terminals');
+  const cmd = program
+    .command('agent')
+    .description('run the gateway: connect to the cloud and serve terminals');
   addAgentOptions(cmd).action((flags: AgentFlags) => runAgent(flags));
 }
 

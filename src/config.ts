@@ -67,7 +67,13 @@ export function addAgentOptions(cmd: Command): Command {
     return o;
   };
   return cmd
-    .addOption(opt('--cloud-url <url>', 'Socket.IO URL of the cloud signaling server (required)', 'TERMGATE_CLOUD_URL'))
+    .addOption(
+      opt(
+        '--cloud-url <url>',
+        'Socket.IO URL of the cloud signaling server (required)',
+        'TERMGATE_CLOUD_URL',
+      ),
+    )
     .addOption(opt('--token <token>', 'auth token sent in the Socket.IO handshake', 'TERMGATE_TOKEN'))
     .addOption(opt('--agent-id <id>', 'name this agent gives the cloud', 'TERMGATE_AGENT_ID', os.hostname()))
     .addOption(
@@ -84,7 +90,14 @@ export function addAgentOptions(cmd: Command): Command {
         'TERMGATE_CONTAINER_LABEL',
       ),
     )
-    .addOption(opt('--workers <n>', 'worker threads in the pool', 'TERMGATE_WORKERS', String(os.availableParallelism())))
+    .addOption(
+      opt(
+        '--workers <n>',
+        'worker threads in the pool',
+        'TERMGATE_WORKERS',
+        String(os.availableParallelism()),
+      ),
+    )
     .addOption(
       opt(
         '--sessions-per-worker <n>',
@@ -94,25 +107,69 @@ export function addAgentOptions(cmd: Command): Command {
       ),
     )
     .addOption(
-      opt('--max-sessions <n>', 'sessions on this host at once (default: workers × sessions per worker)', 'TERMGATE_MAX_SESSIONS'),
-    )
-    .addOption(
-      opt('--max-sessions-per-container <n>', 'sessions into one container at once', 'TERMGATE_MAX_SESSIONS_PER_CONTAINER', '16'),
-    )
-    .addOption(opt('--offers-per-second <n>', 'offers accepted per second (token bucket)', 'TERMGATE_OFFERS_PER_SECOND', '100'))
-    .addOption(opt('--idle-timeout <seconds>', 'close a session idle this long', 'TERMGATE_IDLE_TIMEOUT', '300'))
-    .addOption(opt('--sweep-interval <seconds>', 'how often idle sessions are looked for', 'TERMGATE_SWEEP_INTERVAL', '60'))
-    .addOption(opt('--shell <command>', 'command run in the container, split on spaces', 'TERMGATE_SHELL', '/bin/sh'))
-    .addOption(opt('--docker-socket <path>', 'Docker engine unix socket', 'TERMGATE_DOCKER_SOCKET', '/var/run/docker.sock'))
-    .addOption(
-      new Option('--ice-server <url...>', 'STUN/TURN server URL, repeatable (default: none, host candidates only)').env(
-        'TERMGATE_ICE_SERVERS',
+      opt(
+        '--max-sessions <n>',
+        'sessions on this host at once (default: workers × sessions per worker)',
+        'TERMGATE_MAX_SESSIONS',
       ),
     )
-    .addOption(opt('--bind-address <ip>', 'local address ICE binds to, e.g. 127.0.0.1', 'TERMGATE_BIND_ADDRESS'))
-    .addOption(opt('--port-range <begin-end>', 'UDP port range for ICE, e.g. 50000-50999', 'TERMGATE_PORT_RANGE'))
     .addOption(
-      opt('--max-message-bytes <n>', 'largest data channel message accepted', 'TERMGATE_MAX_MESSAGE_BYTES', '65536'),
+      opt(
+        '--max-sessions-per-container <n>',
+        'sessions into one container at once',
+        'TERMGATE_MAX_SESSIONS_PER_CONTAINER',
+        '16',
+      ),
+    )
+    .addOption(
+      opt(
+        '--offers-per-second <n>',
+        'offers accepted per second (token bucket)',
+        'TERMGATE_OFFERS_PER_SECOND',
+        '100',
+      ),
+    )
+    .addOption(
+      opt('--idle-timeout <seconds>', 'close a session idle this long', 'TERMGATE_IDLE_TIMEOUT', '300'),
+    )
+    .addOption(
+      opt(
+        '--sweep-interval <seconds>',
+        'how often idle sessions are looked for',
+        'TERMGATE_SWEEP_INTERVAL',
+        '60',
+      ),
+    )
+    .addOption(
+      opt('--shell <command>', 'command run in the container, split on spaces', 'TERMGATE_SHELL', '/bin/sh'),
+    )
+    .addOption(
+      opt(
+        '--docker-socket <path>',
+        'Docker engine unix socket',
+        'TERMGATE_DOCKER_SOCKET',
+        '/var/run/docker.sock',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--ice-server <url...>',
+        'STUN/TURN server URL, repeatable (default: none, host candidates only)',
+      ).env('TERMGATE_ICE_SERVERS'),
+    )
+    .addOption(
+      opt('--bind-address <ip>', 'local address ICE binds to, e.g. 127.0.0.1', 'TERMGATE_BIND_ADDRESS'),
+    )
+    .addOption(
+      opt('--port-range <begin-end>', 'UDP port range for ICE, e.g. 50000-50999', 'TERMGATE_PORT_RANGE'),
+    )
+    .addOption(
+      opt(
+        '--max-message-bytes <n>',
+        'largest data channel message accepted',
+        'TERMGATE_MAX_MESSAGE_BYTES',
+        '65536',
+      ),
     )
     .addOption(opt('--max-sdp-bytes <n>', 'largest SDP offer accepted', 'TERMGATE_MAX_SDP_BYTES', '65536'))
     .addOption(
@@ -129,7 +186,8 @@ export function addAgentOptions(cmd: Command): Command {
 }
 
 function integer(flag: string, raw: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (raw === undefined || !/^\d+$/.test(raw.trim())) throw new ConfigError(flag, `expected an integer, got ${JSON.stringify(raw)}`);
+  if (raw === undefined || !/^\d+$/.test(raw.trim()))
+    throw new ConfigError(flag, `expected an integer, got ${JSON.stringify(raw)}`);
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(flag, `${n} is outside ${min}..${max}`);
   return n;
@@ -162,7 +220,10 @@ function containerGlobs(raw: string | undefined): string[] {
   const globs = raw.split(',').map((g) => g.trim());
   for (const g of globs) {
     if (!/^[A-Za-z0-9_.*?[\]-]{1,255}$/.test(g)) {
-      throw new ConfigError('--containers', `${JSON.stringify(g)} is not a container name glob (letters, digits, _ . - and * ? [ ])`);
+      throw new ConfigError(
+        '--containers',
+        `${JSON.stringify(g)} is not a container name glob (letters, digits, _ . - and * ? [ ])`,
+      );
     }
   }
   return globs;
@@ -172,7 +233,8 @@ function containerLabel(raw: string | undefined): AgentConfig['containerLabel'] 
   if (raw === undefined) return undefined;
   const eq = raw.indexOf('=');
   const key = eq < 0 ? raw : raw.slice(0, eq);
-  if (!/^[A-Za-z0-9_.\-/]{1,255}$/.test(key)) throw new ConfigError('--container-label', `bad label key ${JSON.stringify(key)}`);
+  if (!/^[A-Za-z0-9_.\-/]{1,255}$/.test(key))
+    throw new ConfigError('--container-label', `bad label key ${JSON.stringify(key)}`);
   return { key, value: eq < 0 ? undefined : raw.slice(eq + 1) };
 }
 
@@ -195,16 +257,24 @@ function metricsListen(raw: string | undefined): AgentConfig['metricsListen'] {
 
 function iceServers(raw: string[] | string | undefined): string[] {
   if (raw === undefined) return [];
-  const list = (Array.isArray(raw) ? raw : [raw]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  const list = (Array.isArray(raw) ? raw : [raw])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const url of list) {
-    if (!/^(stun|turn|turns):/.test(url)) throw new ConfigError('--ice-server', `expected a stun:, turn: or turns: URL, got ${JSON.stringify(url)}`);
+    if (!/^(stun|turn|turns):/.test(url))
+      throw new ConfigError(
+        '--ice-server',
+        `expected a stun:, turn: or turns: URL, got ${JSON.stringify(url)}`,
+      );
   }
   return list;
 }
 
 function bindAddress(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
-  if (!/^[0-9a-fA-F.:]+$/.test(raw)) throw new ConfigError('--bind-address', `expected an IP address, got ${JSON.stringify(raw)}`);
+  if (!/^[0-9a-fA-F.:]+$/.test(raw))
+    throw new ConfigError('--bind-address', `expected an IP address, got ${JSON.stringify(raw)}`);
   return raw;
 }
 
@@ -215,18 +285,24 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
   const globs = containerGlobs(flags.containers);
   const label = containerLabel(flags.containerLabel);
   if (globs.length === 0 && label === undefined) {
-    throw new ConfigError('--containers', 'no container selector: pass --containers and/or --container-label (access is deny-by-default)');
+    throw new ConfigError(
+      '--containers',
+      'no container selector: pass --containers and/or --container-label (access is deny-by-default)',
+    );
   }
   const workers = integer('--workers', flags.workers, 1, 256);
   const sessionsPerWorker = integer('--sessions-per-worker', flags.sessionsPerWorker, 1, 10_000);
   const maxSessions =
-    flags.maxSessions === undefined ? workers * sessionsPerWorker : integer('--max-sessions', flags.maxSessions, 1, 1_000_000);
+    flags.maxSessions === undefined
+      ? workers * sessionsPerWorker
+      : integer('--max-sessions', flags.maxSessions, 1, 1_000_000);
   const range = portRange(flags.portRange);
   const maxMessageBytes = integer('--max-message-bytes', flags.maxMessageBytes, 256, 16 * 1024 * 1024);
   const shell = (flags.shell ?? '/bin/sh').split(' ').filter(Boolean);
   if (shell.length === 0) throw new ConfigError('--shell', 'empty command');
   const logLevel = flags.logLevel ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('--log-level', `expected one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError('--log-level', `expected one of ${LOG_LEVELS.join(', ')}`);
   if (!flags.dockerSocket) throw new ConfigError('--docker-socket', 'empty path');
 
   return {
@@ -238,7 +314,12 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
     workers,
     sessionsPerWorker,
     maxSessions: Math.min(maxSessions, workers * sessionsPerWorker),
-    maxSessionsPerContainer: integer('--max-sessions-per-container', flags.maxSessionsPerContainer, 1, 100_000),
+    maxSessionsPerContainer: integer(
+      '--max-sessions-per-container',
+      flags.maxSessionsPerContainer,
+      1,
+      100_000,
+    ),
     offersPerSecond: integer('--offers-per-second', flags.offersPerSecond, 1, 100_000),
     idleTimeoutMs: seconds('--idle-timeout', flags.idleTimeout),
     sweepIntervalMs: seconds('--sweep-interval', flags.sweepInterval),

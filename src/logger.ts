@@ -12,7 +12,10 @@ export function createLogger(level: string, name = 'termgate'): Logger {
     {
       name,
       level,
-      redact: { paths: ['token', 'auth', '*.token', '*.auth', 'data', '*.data', 'sdp', '*.sdp'], censor: '[redacted]' },
+      redact: {
+        paths: ['token', 'auth', '*.token', '*.auth', 'data', '*.data', 'sdp', '*.sdp'],
+        censor: '[redacted]',
+      },
       base: { pid: process.pid },
     },
     pino.destination({ fd: 2, sync: true }),

@@ -43,7 +43,9 @@ export class Peer extends SafeEmitter<PeerEvents> {
       portRangeEnd: options.portRangeEnd,
       maxMessageSize: options.maxMessageSize,
     });
-    this.#pc.onLocalCandidate((candidate, mid) => this.safeEmit('local-candidate', browserCandidate(candidate), mid));
+    this.#pc.onLocalCandidate((candidate, mid) =>
+      this.safeEmit('local-candidate', browserCandidate(candidate), mid),
+    );
     this.#pc.onStateChange((state) => this.#onState(state as PeerState));
     this.#pc.onDataChannel((channel) => this.safeEmit('data-channel', channel));
   }
@@ -61,7 +63,10 @@ export class Peer extends SafeEmitter<PeerEvents> {
     }
     const local = this.#pc.localDescription();
     if (!local || local.type !== 'answer') {
-      throw new TermgateError(ErrorCodes.BAD_SDP, 'the offer SDP produced no answer (does it offer a data channel?)');
+      throw new TermgateError(
+        ErrorCodes.BAD_SDP,
+        'the offer SDP produced no answer (does it offer a data channel?)',
+      );
     }
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;

@@ -66,7 +66,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
         // No COLUMNS/LINES: shells prefer them to the PTY's real size, so a resize would never show.
         Env: ['TERM=xterm-256color'],
       });
-      stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as Duplex;
+      stream = await exec.start({ hijack: true, stdin: true, Tty: true });
     } catch (err) {
       throw dockerError(err, options.container);
     }
@@ -144,11 +144,16 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
 
 function dockerError(err: unknown, container: string): TermgateError {
   const status = (err as { statusCode?: number }).statusCode;
-  if (status === 404) return new TermgateError(ErrorCodes.CONTAINER_NOT_FOUND, `container "${container}" does not exist`);
-  if (status === 409) return new TermgateError(ErrorCodes.CONTAINER_NOT_RUNNING, `container "${container}" is not running`);
+  if (status === 404)
+    return new TermgateError(ErrorCodes.CONTAINER_NOT_FOUND, `container "${container}" does not exist`);
+  if (status === 409)
+    return new TermgateError(ErrorCodes.CONTAINER_NOT_RUNNING, `container "${container}" is not running`);
   const code = (err as { code?: string }).code;
   if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES') {
     return new TermgateError(ErrorCodes.DOCKER_UNAVAILABLE, `the Docker engine is not reachable (${code})`);
   }
-  return new TermgateError(ErrorCodes.PTY_FAILED, `docker exec into "${container}" failed: ${(err as Error).message}`);
+  return new TermgateError(
+    ErrorCodes.PTY_FAILED,
+    `docker exec into "${container}" failed: ${(err as Error).message}`,
+  );
 }

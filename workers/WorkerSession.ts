@@ -56,9 +56,13 @@ export class WorkerSession {
       bindAddress: task.settings.bindAddress,
       portRangeBegin: task.settings.portRangeBegin,
       portRangeEnd: task.settings.portRangeEnd,
-      maxMessageSize: task.settings.maxMessageBytes,
+      // Advertise more than we accept, so an oversize message reaches us and gets a clear error back
+      // instead of failing inside the browser's send().
+      maxMessageSize: Math.min(task.settings.maxMessageBytes * 4, 16 * 1024 * 1024),
     });
-    this.#peer.on('local-candidate', (candidate, mid) => this.#post({ type: 'local-candidate', candidate, mid }));
+    this.#peer.on('local-candidate', (candidate, mid) =>
+      this.#post({ type: 'local-candidate', candidate, mid }),
+    );
     this.#peer.on('state', (state) => this.#onPeerState(state));
     this.#peer.on('data-channel', (dc) => this.#onDataChannel(dc));
   }
@@ -176,7 +180,9 @@ export class WorkerSession {
         break;
       case 'resize':
         this.#size = { cols: message.cols, rows: message.rows };
-        this.#pty?.resize(message.cols, message.rows).catch((err: unknown) => this.#channel?.sendError(toErrorData(err)));
+        this.#pty
+          ?.resize(message.cols, message.rows)
+          .catch((err: unknown) => this.#channel?.sendError(toErrorData(err)));
         break;
       case 'ping':
         this.#channel?.send({ type: 'pong' });
@@ -198,7 +204,10 @@ export class WorkerSession {
 
   #writeInput(data: string | Uint8Array): void {
     if (!this.#pty?.alive) {
-      this.#channel?.sendError({ code: ErrorCodes.PTY_NOT_CONNECTED, message: 'no terminal is connected; send connect_pty' });
+      this.#channel?.sendError({
+        code: ErrorCodes.PTY_NOT_CONNECTED,
+        message: 'no terminal is connected; send connect_pty',
+      });
       return;
     }
     if (this.#pty.write(data)) {
@@ -228,7 +237,8 @@ export class WorkerSession {
         maxPendingInputBytes: this.#task.settings.maxPendingInputBytes,
       });
     } catch (err) {
-      if (generation === this.#ptyGeneration) this.#channel?.sendError(toErrorData(err, ErrorCodes.PTY_FAILED));
+      if (generation === this.#ptyGeneration)
+        this.#channel?.sendError(toErrorData(err, ErrorCodes.PTY_FAILED));
       return;
     }
     if (generation !== this.#ptyGeneration || this.closing) {

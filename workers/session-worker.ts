@@ -6,12 +6,20 @@
  */
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 import Docker from 'dockerode';
-import { DRAIN_CHANNEL, type DrainMessage, type SessionResult, type SessionTask } from '../src/protocol/worker-messages.js';
+import {
+  DRAIN_CHANNEL,
+  type DrainMessage,
+  type SessionResult,
+  type SessionTask,
+} from '../src/protocol/worker-messages.js';
 import { cleanupAddon, getAddon } from './native-addon.js';
+import { WorkerMetrics } from './WorkerMetrics.js';
 import { WorkerSession } from './WorkerSession.js';
 
 const live = new Set<WorkerSession>();
 const dockerBySocket = new Map<string, Docker>();
+/** This worker's row of gauges (sessions, event-loop delay); undefined with metrics off. */
+const metrics = WorkerMetrics.fromWorkerData();
 
 function dockerFor(socketPath: string): Docker {
   let docker = dockerBySocket.get(socketPath);
@@ -25,10 +33,12 @@ function dockerFor(socketPath: string): Docker {
 export default async function runSession(task: SessionTask): Promise<SessionResult> {
   const session = new WorkerSession(task, getAddon(), dockerFor(task.settings.dockerSocket));
   live.add(session);
+  metrics?.setSessions(live.size);
   try {
     return await session.run();
   } finally {
     live.delete(session);
+    metrics?.setSessions(live.size);
   }
 }
 
@@ -36,6 +46,7 @@ async function drain(): Promise<number> {
   const sessions = [...live];
   await Promise.all(sessions.map((s) => s.close('shutdown')));
   cleanupAddon();
+  metrics?.close();
   return sessions.length;
 }
 

@@ -25,7 +25,9 @@ export class ContainerAccess {
     this.#docker = docker;
     this.#selector = selector;
     // Globs match the whole name literally: no braces, no extglobs, dots are ordinary characters.
-    this.#matchers = selector.globs.map((g) => picomatch(g, { dot: true, nobrace: true, noextglob: true, nonegate: true }));
+    this.#matchers = selector.globs.map((g) =>
+      picomatch(g, { dot: true, nobrace: true, noextglob: true, nonegate: true }),
+    );
   }
 
   /** True if the name passes the glob part of the policy (no Docker call). */
@@ -47,7 +49,10 @@ export class ContainerAccess {
     if (info.Name !== `/${name}`) throw notAllowed(name);
     if (!this.#labelMatches(info.Config.Labels)) throw notAllowed(name);
     if (!info.State.Running) {
-      throw new TermgateError(ErrorCodes.CONTAINER_NOT_RUNNING, `container "${name}" is not running (${info.State.Status})`);
+      throw new TermgateError(
+        ErrorCodes.CONTAINER_NOT_RUNNING,
+        `container "${name}" is not running (${info.State.Status})`,
+      );
     }
     return name;
   }
@@ -55,7 +60,9 @@ export class ContainerAccess {
   /** The containers this agent serves right now. */
   async listDevices(): Promise<DeviceInfo[]> {
     const { label } = this.#selector;
-    const filters = label ? { label: [label.value === undefined ? label.key : `${label.key}=${label.value}`] } : undefined;
+    const filters = label
+      ? { label: [label.value === undefined ? label.key : `${label.key}=${label.value}`] }
+      : undefined;
     let list: Docker.ContainerInfo[];
     try {
       list = await this.#docker.listContainers({ all: true, filters });
@@ -78,12 +85,16 @@ export class ContainerAccess {
 
 function notAllowed(name: string): TermgateError {
   const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
-  return new TermgateError(ErrorCodes.CONTAINER_NOT_ALLOWED, `container ${shown} is not allowed by this agent's selector`);
+  return new TermgateError(
+    ErrorCodes.CONTAINER_NOT_ALLOWED,
+    `container ${shown} is not allowed by this agent's selector`,
+  );
 }
 
 function inspectError(err: unknown, name: string): TermgateError {
   const status = (err as { statusCode?: number }).statusCode;
-  if (status === 404) return new TermgateError(ErrorCodes.CONTAINER_NOT_FOUND, `container "${name}" does not exist`);
+  if (status === 404)
+    return new TermgateError(ErrorCodes.CONTAINER_NOT_FOUND, `container "${name}" does not exist`);
   const code = (err as { code?: string }).code ?? String(status ?? 'unknown');
   return new TermgateError(ErrorCodes.DOCKER_UNAVAILABLE, `the Docker engine did not answer (${code})`);
 }

@@ -44,10 +44,16 @@ const KNOWN_TYPES = new Set(['input', 'resize', 'ping', 'close', 'connect_pty'])
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Decodes one data channel message, or throws a TermgateError a browser can act on. */
-export function decodeInbound(raw: string | Buffer, maxBytes: number): { message: InboundMessage; encoding: Encoding } {
+export function decodeInbound(
+  raw: string | Buffer,
+  maxBytes: number,
+): { message: InboundMessage; encoding: Encoding } {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
   if (size > maxBytes) {
-    throw new TermgateError(ErrorCodes.MESSAGE_TOO_LARGE, `message of ${size} bytes exceeds the ${maxBytes}-byte limit`);
+    throw new TermgateError(
+      ErrorCodes.MESSAGE_TOO_LARGE,
+      `message of ${size} bytes exceeds the ${maxBytes}-byte limit`,
+    );
   }
   const encoding: Encoding = typeof raw === 'string' ? 'json' : 'msgpack';
   const value = encoding === 'json' ? parseJson(raw as string) : unpack(raw as Buffer);
@@ -83,7 +89,10 @@ function validate(value: unknown): InboundMessage {
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const field = issue?.path.join('.') || 'message';
-  throw new TermgateError(ErrorCodes.INVALID_MESSAGE, `invalid "${type}" message: ${field}: ${issue?.message ?? 'malformed'}`);
+  throw new TermgateError(
+    ErrorCodes.INVALID_MESSAGE,
+    `invalid "${type}" message: ${field}: ${issue?.message ?? 'malformed'}`,
+  );
 }
 
 /** Encodes one agent → browser message in the session's encoding. */

@@ -88,7 +88,8 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
 
   ice(message: IceMessage): void {
     const session = this.#o.registry.get(message.session_id);
-    if (!session) throw new TermgateError(ErrorCodes.UNKNOWN_SESSION, `no session "${message.session_id}" on this agent`);
+    if (!session)
+      throw new TermgateError(ErrorCodes.UNKNOWN_SESSION, `no session "${message.session_id}" on this agent`);
     if (message.candidate === '') return; // end of candidates: nothing to do in libdatachannel
     const mids = this.#mids.get(session.id) ?? [];
     const mid = message.sdp_mid ?? mids[message.sdp_mline_index ?? 0] ?? mids[0] ?? '0';
@@ -97,7 +98,8 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
 
   disconnect(message: DisconnectMessage): void {
     const session = this.#o.registry.get(message.session_id);
-    if (!session) throw new TermgateError(ErrorCodes.UNKNOWN_SESSION, `no session "${message.session_id}" on this agent`);
+    if (!session)
+      throw new TermgateError(ErrorCodes.UNKNOWN_SESSION, `no session "${message.session_id}" on this agent`);
     session.requestClose('cloud-disconnect');
   }
 
@@ -106,9 +108,13 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
   }
 
   async #answer(offer: OfferMessage): Promise<string> {
-    if (this.#draining) throw new TermgateError(ErrorCodes.SHUTTING_DOWN, 'the agent is shutting down; retry on another agent');
+    if (this.#draining)
+      throw new TermgateError(ErrorCodes.SHUTTING_DOWN, 'the agent is shutting down; retry on another agent');
     if (!this.#o.offerLimiter.tryTake()) {
-      throw new TermgateError(ErrorCodes.RATE_LIMITED, 'too many offers per second on this agent; retry shortly');
+      throw new TermgateError(
+        ErrorCodes.RATE_LIMITED,
+        'too many offers per second on this agent; retry shortly',
+      );
     }
     // Reserve first (synchronously) so a duplicate session_id cannot slip in while Docker is asked.
     const session = this.#o.registry.create(offer.session_id, offer.device_id);
@@ -139,7 +145,12 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         session.requestClose('offer-failed');
-        reject(new TermgateError(ErrorCodes.INTERNAL, 'no answer from the worker in time; the agent may be overloaded'));
+        reject(
+          new TermgateError(
+            ErrorCodes.INTERNAL,
+            'no answer from the worker in time; the agent may be overloaded',
+          ),
+        );
       }, this.#o.answerTimeoutMs);
       const settle = () => {
         clearTimeout(timer);
@@ -156,7 +167,10 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
       };
       const onClose = (result: SessionResult) => {
         settle();
-        const error = result.error ?? { code: ErrorCodes.INTERNAL, message: `session ended before answering (${result.reason})` };
+        const error = result.error ?? {
+          code: ErrorCodes.INTERNAL,
+          message: `session ended before answering (${result.reason})`,
+        };
         reject(new TermgateError(error.code, error.message));
       };
       session.on('answer', onAnswer).on('offer-failed', onFailed).on('close', onClose);
@@ -168,12 +182,19 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
     const log = logger.child({ session: session.id });
     session.on('local-candidate', (candidate, mid) => {
       const index = this.#mids.get(session.id)?.indexOf(mid) ?? -1;
-      signaling.sendIce({ session_id: session.id, candidate, sdp_mid: mid, sdp_mline_index: Math.max(0, index) });
+      signaling.sendIce({
+        session_id: session.id,
+        candidate,
+        sdp_mid: mid,
+        sdp_mline_index: Math.max(0, index),
+      });
     });
     session.on('state', (state) => log.debug({ state }, 'session state'));
     session.on('pty-request', (requestId, container) => void this.#grantPty(session, requestId, container));
     session.on('pty-opened', (container) => log.info({ container }, 'pty connected'));
-    session.once('pty-opened', () => this.safeEmit('pty-connected', (performance.now() - session.offeredAt) / 1000));
+    session.once('pty-opened', () =>
+      this.safeEmit('pty-connected', (performance.now() - session.offeredAt) / 1000),
+    );
     session.once('close', (result) => {
       this.#mids.delete(session.id);
       log.info({ reason: result.reason, code: result.error?.code }, 'session closed');

@@ -9,12 +9,19 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { ErrorCodes, TermgateError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { DRAIN_CHANNEL, type DrainMessage, type SessionResult, type SessionTask } from '../protocol/worker-messages.js';
+import {
+  DRAIN_CHANNEL,
+  type DrainMessage,
+  type SessionResult,
+  type SessionTask,
+} from '../protocol/worker-messages.js';
 
 export interface WorkerPoolOptions {
   workers: number;
   sessionsPerWorker: number;
   logger: Logger;
+  /** The per-worker gauges table (src/protocol/worker-stats.ts), handed to every worker; none with metrics off. */
+  workerStats?: SharedArrayBuffer | undefined;
 }
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/session-worker.js', import.meta.url));
@@ -40,6 +47,7 @@ export class WorkerPool {
       concurrentTasksPerWorker: options.sessionsPerWorker,
       // Admission is the registry's job; the queue only bridges the moment a dead worker is replaced.
       maxQueue: options.sessionsPerWorker,
+      workerData: { workerStats: options.workerStats },
     });
     this.#piscina.on('error', (err: Error) => this.#logger.error({ err: err.message }, 'worker pool error'));
   }
@@ -73,7 +81,10 @@ export class WorkerPool {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.#logger.warn({ session: task.sessionId, err: message }, 'session task failed');
-      return { reason: 'worker-died', error: { code: ErrorCodes.WORKER_DIED, message: `the session's worker ended: ${message}` } };
+      return {
+        reason: 'worker-died',
+        error: { code: ErrorCodes.WORKER_DIED, message: `the session's worker ended: ${message}` },
+      };
     }
   }
 
@@ -89,7 +100,8 @@ export class WorkerPool {
     const drained = new Promise<number>((resolve) => {
       let replies = 0;
       channel.onmessage = (event) => {
-        if ((event as { data: DrainMessage }).data.type === 'drained' && ++replies === expected) resolve(replies);
+        if ((event as { data: DrainMessage }).data.type === 'drained' && ++replies === expected)
+          resolve(replies);
       };
     });
     channel.postMessage({ type: 'drain' } satisfies DrainMessage);

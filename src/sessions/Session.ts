@@ -5,7 +5,13 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { ErrorData } from '../errors.js';
-import { createSessionStats, readStats, statsView, StatSlot, type SessionStats } from '../protocol/session-stats.js';
+import {
+  createSessionStats,
+  readStats,
+  statsView,
+  StatSlot,
+  type SessionStats,
+} from '../protocol/session-stats.js';
 import type { SessionId } from '../protocol/signaling-messages.js';
 import type {
   CloseReason,

@@ -76,7 +76,13 @@ export class SessionRegistry extends SafeEmitter<SessionRegistryEvents> {
   }
 
   countByState(): Record<SessionState, number> {
-    const counts: Record<SessionState, number> = { created: 0, connecting: 0, connected: 0, disconnected: 0, closed: 0 };
+    const counts: Record<SessionState, number> = {
+      created: 0,
+      connecting: 0,
+      connected: 0,
+      disconnected: 0,
+      closed: 0,
+    };
     for (const s of this.#sessions.values()) counts[s.state]++;
     return counts;
   }

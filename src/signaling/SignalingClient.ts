@@ -75,7 +75,9 @@ export class SignalingClient extends SafeEmitter<SignalingClientEvents> {
       this.#logger.warn({ reason }, 'signaling disconnected');
       this.safeEmit('disconnect', reason);
     });
-    this.#socket.on('connect_error', (err) => this.#logger.warn({ err: err.message }, 'signaling connect failed'));
+    this.#socket.on('connect_error', (err) =>
+      this.#logger.warn({ err: err.message }, 'signaling connect failed'),
+    );
     this.#socket.io.on('reconnect', (attempt) => this.safeEmit('reconnect', attempt));
     this.#socket.on(Topics.offer, (payload: unknown, ack?: Ack) => void this.#onOffer(payload, ack));
     this.#socket.on(Topics.ice, (payload: unknown) => this.#onIce(payload));
@@ -163,7 +165,10 @@ export class SignalingClient extends SafeEmitter<SignalingClientEvents> {
   #refuse(topic: string, err: unknown, payload: unknown) {
     const error = toErrorData(err);
     this.safeEmit('bad-payload', topic, error.code);
-    this.#logger.warn({ topic, code: error.code, session: peekIds(payload).sessionId, err: error.message }, 'payload refused');
+    this.#logger.warn(
+      { topic, code: error.code, session: peekIds(payload).sessionId, err: error.message },
+      'payload refused',
+    );
     return error;
   }
 }

@@ -23,7 +23,15 @@ export class AgentProcess {
 
   /** Starts `termgate agent` against the cloud at `cloudUrl`, loopback-only ICE, metrics off. */
   static start(cloudUrl: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): AgentProcess {
-    const args = ['--cloud-url', cloudUrl, '--bind-address', '127.0.0.1', '--metrics-listen', 'off', ...extraArgs];
+    const args = [
+      '--cloud-url',
+      cloudUrl,
+      '--bind-address',
+      '127.0.0.1',
+      '--metrics-listen',
+      'off',
+      ...extraArgs,
+    ];
     return new AgentProcess(args, env);
   }
 

@@ -24,6 +24,8 @@ export interface OpenOptions {
   encoding?: Encoding;
   /** Resolve right after the answer, without waiting for `pty_connected`. */
   noWait?: boolean;
+  /** Hold the browser's candidates until the answer arrived (default: trickle at once, before it). */
+  candidatesAfterAnswer?: boolean;
   timeoutMs?: number;
 }
 
@@ -45,7 +47,10 @@ export class BrowserPeer {
   #channelClosed = false;
   #closed = false;
 
-  private constructor(cloud: TestCloud, sessionId: string, encoding: Encoding) {
+  /** Our candidates, held back until the answer when `candidatesAfterAnswer` is set. */
+  #heldCandidates: Array<Record<string, unknown>> | undefined;
+
+  private constructor(cloud: TestCloud, sessionId: string, encoding: Encoding, holdCandidates: boolean) {
     this.#cloud = cloud;
     this.sessionId = sessionId;
     this.encoding = encoding;
@@ -53,13 +58,11 @@ export class BrowserPeer {
       iceServers: [],
       bindAddress: '127.0.0.1',
     });
+    if (holdCandidates) this.#heldCandidates = [];
     this.#pc.onLocalCandidate((candidate, mid) => {
-      cloud.sendIce({
-        session_id: sessionId,
-        candidate: candidate.replace(/^a=/, ''),
-        sdp_mid: mid,
-        sdp_mline_index: 0,
-      });
+      const ice = { session_id: sessionId, candidate: candidate.replace(/^a=/, ''), sdp_mid: mid, sdp_mline_index: 0 };
+      if (this.#heldCandidates) this.#heldCandidates.push(ice);
+      else cloud.sendIce(ice);
     });
     cloud.onIce(sessionId, (ice) => {
       this.agentCandidates.push(ice.candidate);
@@ -76,7 +79,13 @@ export class BrowserPeer {
 
   /** Offers a session for `device` and waits for `pty_connected` (unless `noWait`). */
   static async open(cloud: TestCloud, options: OpenOptions): Promise<BrowserPeer> {
-    const peer = new BrowserPeer(cloud, options.sessionId ?? `s-${randomUUID()}`, options.encoding ?? 'json');
+    const sessionId = options.sessionId ?? `s-${randomUUID()}`;
+    const peer = new BrowserPeer(
+      cloud,
+      sessionId,
+      options.encoding ?? 'json',
+      options.candidatesAfterAnswer ?? false,
+    );
     try {
       await peer.#negotiate(options.device, options.timeoutMs ?? 20_000);
       if (!options.noWait) await peer.waitFor((m) => m.type === 'pty_connected', options.timeoutMs ?? 20_000);
@@ -95,10 +104,26 @@ export class BrowserPeer {
     );
     this.answer = answer;
     if (answer.status !== 'success') throw new Error(`offer refused: ${answer.message}`);
-    this.#pc.setRemoteDescription(answer.sdp, 'answer');
+    await this.#applyAnswer(answer.sdp);
+    const held = this.#heldCandidates ?? [];
+    this.#heldCandidates = undefined;
+    for (const ice of held) this.#cloud.sendIce(ice);
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;
     for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
+  }
+
+  /**
+   * Rarely (about 1 run in 40 here) libdatachannel refuses an answer whose candidates it reads before its
+   * own ICE transport exists ("remote candidate without ICE transport"); a second try a moment later works.
+   */
+  async #applyAnswer(sdp: string): Promise<void> {
+    try {
+      this.#pc.setRemoteDescription(sdp, 'answer');
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+      this.#pc.setRemoteDescription(sdp, 'answer');
+    }
   }
 
   #localOffer(timeoutMs: number): Promise<string> {

@@ -20,12 +20,28 @@ export function uniquePrefix(name: string): string {
   return `vplc-${name}-${randomBytes(3).toString('hex')}`;
 }
 
-export async function startContainers(prefix: string, count: number, labels: string[] = []): Promise<string[]> {
+export async function startContainers(
+  prefix: string,
+  count: number,
+  labels: string[] = [],
+): Promise<string[]> {
   const names = Array.from({ length: count }, (_, i) => `${prefix}-${String(i + 1).padStart(3, '0')}`);
   const labelArgs = labels.flatMap((l) => ['--label', l]);
   await Promise.all(
     names.map((name) =>
-      docker('run', '-d', '--init', '--network', 'none', '--name', name, ...labelArgs, TEST_IMAGE, '/bin/sleep', '1000000'),
+      docker(
+        'run',
+        '-d',
+        '--init',
+        '--network',
+        'none',
+        '--name',
+        name,
+        ...labelArgs,
+        TEST_IMAGE,
+        '/bin/sleep',
+        '1000000',
+      ),
     ),
   );
   return names;
@@ -49,7 +65,9 @@ export async function shellsIn(container: string): Promise<string[]> {
 export async function waitForNoShells(containers: string[], timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const left = (await Promise.all(containers.map(async (c) => (await shellsIn(c)).map((p) => `${c}: ${p}`)))).flat();
+    const left = (
+      await Promise.all(containers.map(async (c) => (await shellsIn(c)).map((p) => `${c}: ${p}`)))
+    ).flat();
     if (left.length === 0) return;
     if (Date.now() > deadline) throw new Error(`shells left behind:\n${left.join('\n')}`);
     await new Promise((r) => setTimeout(r, 100));

@@ -33,7 +33,8 @@ export class TestCloud {
     this.#io.use((socket, next) => {
       const auth = socket.handshake.auth as Record<string, unknown>;
       this.handshakes.push(auth);
-      if (this.requiredToken !== undefined && auth.token !== this.requiredToken) next(new Error('token refused'));
+      if (this.requiredToken !== undefined && auth.token !== this.requiredToken)
+        next(new Error('token refused'));
       else next();
     });
     this.#io.on('connection', (socket) => {
@@ -69,7 +70,8 @@ export class TestCloud {
   /** Sends `webrtc:offer` with an ack and returns the agent's answer. Adds a correlation_id if absent. */
   async offer(payload: Record<string, unknown>, timeoutMs = 20_000): Promise<AnswerMessage> {
     const agent = await this.waitForAgent();
-    const withId = 'correlation_id' in payload ? payload : { correlation_id: ++this.#correlation, ...payload };
+    const withId =
+      'correlation_id' in payload ? payload : { correlation_id: ++this.#correlation, ...payload };
     return (await agent.timeout(timeoutMs).emitWithAck('webrtc:offer', withId)) as AnswerMessage;
   }
 

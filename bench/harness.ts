@@ -1,0 +1,204 @@
+/**
+ * Everything a scenario runs against, started in order and torn down in reverse even when the run
+ * fails: containers, the bench cloud, the agent under test, the load processes (simulated browsers)
+ * and one baseline process (direct execs). Also the helpers every scenario uses: open N sessions at
+ * concurrency C on either side, with their timings.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { SingleBar, Presets } from 'cli-progress';
+import { AgentUnderTest } from './agent.js';
+import { BenchCloud } from './cloud.js';
+import { LoadProcess } from './load/LoadProcess.js';
+import type { OpenResult, TerminalKind } from './load/protocol.js';
+import type { Encoding } from '../src/protocol/terminal-messages.js';
+
+const run = promisify(execFile);
+
+export const BENCH_IMAGE = process.env.TERMGATE_TEST_IMAGE ?? 'vplc-test:latest';
+
+/** Options every scenario takes. */
+export interface CommonOptions {
+  /** Agent worker threads. */
+  workers: number;
+  /** Small sizes, a few seconds: what the test suite runs. */
+  quick: boolean;
+  /** Show a progress bar on stderr. */
+  progress: boolean;
+  encoding: Encoding;
+  /** Extra flags for the agent. */
+  agentArgs: string[];
+  /** Where the JSON result goes. */
+  outDir?: string;
+}
+
+export interface HarnessOptions {
+  workers: number;
+  containers: number;
+  /** Sessions the agent must admit at once. */
+  maxSessions: number;
+  loadProcesses: number;
+  encoding: Encoding;
+  agentArgs: string[];
+}
+
+export interface OpenedSession {
+  id: string;
+  ok: boolean;
+  /** Where the session lives. */
+  load: LoadProcess;
+  /** termgate: offer emitted → answer acked. Baseline: exec create call → created. */
+  answerMs: number | undefined;
+  /** termgate: offer emitted → `pty_connected`. Baseline: exec create call → started and resized. */
+  readyMs: number | undefined;
+  /** termgate only: offer emitted → peer connected (ICE + DTLS) and → `ready` (channel open). */
+  connectedMs?: number;
+  channelMs?: number;
+  error?: string;
+}
+
+const active = new Set<BenchHarness>();
+
+/** Tears down every running harness (the CLI calls it on SIGINT). */
+export async function closeAllHarnesses(): Promise<void> {
+  await Promise.all([...active].map((h) => h.close()));
+}
+
+export class BenchHarness {
+  readonly prefix = `vplc-bench-${randomBytes(3).toString('hex')}`;
+  containers: string[] = [];
+  cloud: BenchCloud | undefined;
+  agent: AgentUnderTest | undefined;
+  loads: LoadProcess[] = [];
+  baseline: LoadProcess | undefined;
+  #seq = 0;
+  #closed: Promise<void> | undefined;
+
+  private constructor(readonly options: HarnessOptions) {}
+
+  static async start(options: HarnessOptions): Promise<BenchHarness> {
+    const h = new BenchHarness(options);
+    active.add(h);
+    try {
+      await h.#start();
+    } catch (err) {
+      const log = h.agent?.log ?? '';
+      await h.close();
+      throw new Error(`${err instanceof Error ? err.message : String(err)}${log ? `\nagent log:\n${log}` : ''}`);
+    }
+    return h;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.options;
+    this.containers = Array.from({ length: o.containers }, (_, i) => `${this.prefix}-${String(i + 1).padStart(3, '0')}`);
+    await Promise.all(
+      this.containers.map((name) =>
+        run('docker', ['run', '-d', '--init', '--network', 'none', '--name', name, BENCH_IMAGE, '/bin/sleep', '1000000']),
+      ),
+    );
+    this.cloud = await BenchCloud.start();
+    this.agent = await AgentUnderTest.start({
+      cloudUrl: this.cloud.url,
+      containersGlob: `${this.prefix}-*`,
+      workers: o.workers,
+      maxSessions: o.maxSessions,
+      extraArgs: o.agentArgs,
+    });
+    await this.cloud.waitForAgent();
+    const cloud = this.cloud;
+    this.loads = await Promise.all(
+      Array.from({ length: o.loadProcesses }, () => LoadProcess.start({ cloud, encoding: o.encoding })),
+    );
+    this.baseline = await LoadProcess.start({});
+  }
+
+  /** Opens `count` sessions on `kind`'s side, `concurrency` at a time, spread over the containers. */
+  async open(
+    kind: TerminalKind,
+    count: number,
+    concurrency: number,
+    bar?: ProgressBar,
+  ): Promise<{ sessions: OpenedSession[]; wallMs: number }> {
+    const sessions: OpenedSession[] = [];
+    const start = performance.now();
+    let next = 0;
+    const lane = async () => {
+      while (next < count) {
+        const i = next++;
+        sessions.push(await this.openOne(kind, i));
+        bar?.increment();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, () => lane()));
+    return { sessions, wallMs: performance.now() - start };
+  }
+
+  async openOne(kind: TerminalKind, index = this.#seq): Promise<OpenedSession> {
+    const id = `${kind === 'baseline' ? 'b' : 's'}-${this.prefix}-${this.#seq++}`;
+    const device = this.containers[index % this.containers.length]!;
+    const load = kind === 'baseline' ? this.baseline! : this.loads[index % this.loads.length]!;
+    const result = await load.request<OpenResult>('open', { id, kind, device, timeoutMs: 30_000 }, 60_000);
+    if (!result.ok) {
+      load.offers.delete(id);
+      return { id, ok: false, load, answerMs: undefined, readyMs: undefined, error: result.error };
+    }
+    if (kind === 'baseline') {
+      return { id, ok: true, load, answerMs: result.createdAt! - result.startedAt, readyMs: result.readyAt - result.startedAt };
+    }
+    const offer = load.offers.get(id);
+    load.offers.delete(id);
+    return {
+      id,
+      ok: true,
+      load,
+      answerMs: offer ? offer.answerAt - offer.offerAt : undefined,
+      readyMs: offer ? result.readyAt - offer.offerAt : undefined,
+      connectedMs: offer && result.connectedAt ? result.connectedAt - offer.offerAt : undefined,
+      channelMs: offer && result.channelAt ? result.channelAt - offer.offerAt : undefined,
+    };
+  }
+
+  /** Closes sessions and waits until the agent reports none (termgate side). */
+  async closeSessions(sessions: OpenedSession[]): Promise<void> {
+    await Promise.all(sessions.filter((s) => s.ok).map((s) => s.load.request('close', { id: s.id })));
+  }
+
+  /** Ends the shells of every session on both sides. */
+  async closeAllSessions(): Promise<void> {
+    await Promise.all([...this.loads, this.baseline].map((l) => l?.request('close-all').catch(() => undefined)));
+  }
+
+  /** Waits until the agent's fd count stops falling (its sessions' sockets closed). */
+  async settle(ms = 2000): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+  }
+
+  /** Idempotent; never throws. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    await Promise.all([...this.loads, this.baseline].map((l) => l?.stop().catch(() => undefined)));
+    await this.agent?.stop().catch(() => undefined);
+    await this.cloud?.close().catch(() => undefined);
+    if (this.containers.length > 0) await run('docker', ['rm', '-f', ...this.containers]).catch(() => undefined);
+    active.delete(this);
+  }
+}
+
+/** A progress bar on stderr, or nothing. */
+export type ProgressBar = Pick<SingleBar, 'increment' | 'update' | 'stop'>;
+
+export function progressBar(enabled: boolean, label: string, total: number): ProgressBar | undefined {
+  if (!enabled) return undefined;
+  const bar = new SingleBar(
+    { format: `${label.padEnd(28)} [{bar}] {value}/{total} {duration_formatted}`, stream: process.stderr, hideCursor: true },
+    Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return bar;
+}

@@ -1,0 +1,171 @@
+/**
+ * A simulated browser: a node-datachannel peer that offers the `terminal` channel, signals through the
+ * bench parent (which plays the cloud), and feeds what the agent sends to the shared `Terminal` work.
+ */
+import nodeDataChannel from 'node-datachannel';
+import {
+  decodeOutbound,
+  encodeInbound,
+  type Encoding,
+  type InboundMessage,
+} from '../../src/protocol/terminal-messages.js';
+import { nowMs, Terminal } from './Terminal.js';
+
+type PeerConnection = InstanceType<typeof nodeDataChannel.PeerConnection>;
+type DataChannel = ReturnType<PeerConnection['createDataChannel']>;
+
+export interface Signaler {
+  /** Sends the offer through the cloud; resolves with the answer SDP or rejects with the refusal. */
+  offer(sessionId: string, device: string, sdp: string): Promise<string>;
+  candidate(sessionId: string, candidate: string, mid: string): void;
+}
+
+export interface PeerTimings {
+  /** When ICE + DTLS were up, the channel delivered `ready`, and `pty_connected` (ms, `nowMs()` clock). */
+  connectedAt: number | undefined;
+  readyAt: number | undefined;
+  ptyConnectedAt: number | undefined;
+}
+
+export class BenchPeer extends Terminal {
+  readonly sessionId: string;
+  readonly timings: PeerTimings = { connectedAt: undefined, readyAt: undefined, ptyConnectedAt: undefined };
+  readonly #encoding: Encoding;
+  readonly #pc: PeerConnection;
+  readonly #dc: DataChannel;
+  #pending: Array<[string, string]> | undefined = [];
+  #ptyWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  #failure: string | undefined;
+  #closed = false;
+
+  constructor(sessionId: string, encoding: Encoding, private readonly signaler: Signaler) {
+    super();
+    this.sessionId = sessionId;
+    this.#encoding = encoding;
+    this.#pc = new nodeDataChannel.PeerConnection(`bench-${sessionId}`, { iceServers: [], bindAddress: '127.0.0.1' });
+    this.#pc.onLocalCandidate((candidate, mid) => signaler.candidate(sessionId, candidate.replace(/^a=/, ''), mid));
+    this.#pc.onStateChange((state) => {
+      if (state === 'connected') this.timings.connectedAt ??= nowMs();
+      if (state === 'failed' || state === 'closed') this.#fail(`peer connection ${state}`);
+    });
+    this.#dc = this.#pc.createDataChannel('terminal');
+    this.#dc.onMessage((raw) => this.#onMessage(raw as string | Buffer));
+    this.#dc.onClosed(() => this.#fail('data channel closed'));
+  }
+
+  /** Offers, answers, and resolves on `pty_connected`. */
+  async open(device: string, timeoutMs: number): Promise<void> {
+    const sdp = await this.#localOffer(timeoutMs);
+    const answer = await this.signaler.offer(this.sessionId, device, sdp);
+    this.#pc.setRemoteDescription(answer, 'answer');
+    const pending = this.#pending ?? [];
+    this.#pending = undefined;
+    for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
+    await this.#waitForPty(timeoutMs);
+  }
+
+  addRemoteCandidate(candidate: string, mid: string): void {
+    if (this.#pending) this.#pending.push([candidate, mid]);
+    else this.#addCandidate(candidate, mid);
+  }
+
+  protected write(text: string): void {
+    this.#send({ type: 'input', data: this.#encoding === 'msgpack' ? Buffer.from(text) : text });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#send({ type: 'close' });
+    try {
+      this.#dc.close();
+    } catch {
+      // Already closed.
+    }
+    this.#pc.close();
+    return Promise.resolve();
+  }
+
+  #send(message: InboundMessage): void {
+    if (!this.#dc.isOpen()) return;
+    try {
+      const encoded = encodeInbound(message, this.#encoding);
+      if (typeof encoded === 'string') this.#dc.sendMessage(encoded);
+      else this.#dc.sendMessageBinary(encoded);
+    } catch {
+      // The channel closed between the check and the send.
+    }
+  }
+
+  #localOffer(timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const existing = this.#pc.localDescription();
+      if (existing) return resolve(existing.sdp);
+      const timer = setTimeout(() => reject(new Error('no local offer')), timeoutMs);
+      this.#pc.onLocalDescription((sdp) => {
+        clearTimeout(timer);
+        resolve(sdp);
+      });
+    });
+  }
+
+  #waitForPty(timeoutMs: number): Promise<void> {
+    if (this.timings.ptyConnectedAt !== undefined) return Promise.resolve();
+    if (this.#failure) return Promise.reject(new Error(this.#failure));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#ptyWaiter = undefined;
+        reject(new Error(`no pty_connected within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#ptyWaiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  #addCandidate(candidate: string, mid: string): void {
+    try {
+      this.#pc.addRemoteCandidate(candidate, mid);
+    } catch {
+      // A candidate the native side refuses is not fatal.
+    }
+  }
+
+  #fail(reason: string): void {
+    this.#failure ??= reason;
+    this.#ptyWaiter?.reject(new Error(reason));
+    this.#ptyWaiter = undefined;
+  }
+
+  #onMessage(raw: string | Buffer): void {
+    const message = decodeOutbound(raw);
+    switch (message.type) {
+      case 'output':
+        this.push(typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data));
+        break;
+      case 'ready':
+        this.timings.readyAt = nowMs();
+        break;
+      case 'pty_connected':
+        this.timings.ptyConnectedAt = nowMs();
+        this.#ptyWaiter?.resolve();
+        this.#ptyWaiter = undefined;
+        break;
+      case 'error':
+        if (this.timings.ptyConnectedAt === undefined) this.#fail(`agent error: ${message.message}`);
+        break;
+      case 'pty_disconnected':
+        this.#fail(`pty disconnected: ${message.reason ?? ''}`);
+        break;
+      case 'pong':
+        break;
+    }
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * A load process: hosts many simulated browsers (node-datachannel peers) or many direct execs (the
+ * baseline), in its own process so that its CPU is never counted as the agent's. The bench parent drives
+ * it over IPC (`IpcChannel`); signaling goes through the parent, which plays the cloud.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import Docker from 'dockerode';
+import nodeDataChannel from 'node-datachannel';
+import type { Encoding } from '../../src/protocol/terminal-messages.js';
+import { DirectExec } from '../baseline.js';
+import { IpcChannel } from '../ipc.js';
+import { BenchPeer, type Signaler } from './BenchPeer.js';
+import { nowMs, type Terminal } from './Terminal.js';
+import type {
+  BulkParams,
+  BulkResult,
+  KeystrokesParams,
+  LoadStats,
+  OpenParams,
+  OpenResult,
+  RemoteCandidate,
+  SoakParams,
+  SoakResult,
+} from './protocol.js';
+
+const ipc = new IpcChannel(process);
+const docker = new Docker({ socketPath: process.env.TERMGATE_BENCH_DOCKER_SOCKET ?? '/var/run/docker.sock' });
+const encoding = (process.env.TERMGATE_BENCH_ENCODING ?? 'json') as Encoding;
+const terminals = new Map<string, Terminal>();
+const peers = new Map<string, BenchPeer>();
+const LOOP_RESOLUTION_MS = 10;
+const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+const late = (ns: number) => (loop.count === 0 ? 0 : Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS));
+loop.enable();
+
+const signaler: Signaler = {
+  offer: (sessionId, device, sdp) => ipc.request<string>('offer', { sessionId, device, sdp }, 60_000),
+  candidate: (sessionId, candidate, mid) => ipc.notify('candidate', { sessionId, candidate, mid }),
+};
+
+function terminal(id: string): Terminal {
+  const t = terminals.get(id);
+  if (!t) throw new Error(`no terminal ${id} in this load process`);
+  return t;
+}
+
+async function open(params: OpenParams): Promise<OpenResult> {
+  const startedAt = nowMs();
+  try {
+    if (params.kind === 'baseline') {
+      const { terminal: t, timings } = await DirectExec.open(docker, params.device);
+      terminals.set(params.id, t);
+      return { ok: true, startedAt, createdAt: timings.createdAt, readyAt: timings.readyAt };
+    }
+    const peer = new BenchPeer(params.id, encoding, signaler);
+    peers.set(params.id, peer);
+    terminals.set(params.id, peer);
+    try {
+      await peer.open(params.device, params.timeoutMs);
+    } catch (err) {
+      await closeTerminal(params.id);
+      throw err;
+    }
+    return {
+      ok: true,
+      startedAt,
+      readyAt: peer.timings.ptyConnectedAt!,
+      connectedAt: peer.timings.connectedAt,
+      channelAt: peer.timings.readyAt,
+    };
+  } catch (err) {
+    return { ok: false, startedAt, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+async function closeTerminal(id: string): Promise<void> {
+  const t = terminals.get(id);
+  terminals.delete(id);
+  peers.delete(id);
+  await t?.close();
+}
+
+async function closeAll(): Promise<number> {
+  const ids = [...terminals.keys()];
+  await Promise.all(ids.map((id) => closeTerminal(id)));
+  return ids.length;
+}
+
+function stats(): LoadStats {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const cpu = process.cpuUsage();
+  return {
+    rssBytes: rssKb * 1024,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    fds: readdirSync('/proc/self/fd').length,
+    // As the agent reports it: the monitor's resolution subtracted, so an idle loop reads 0.
+    eventLoopDelayMs: {
+      p50: late(loop.percentile(50)),
+      p99: late(loop.percentile(99)),
+      max: late(loop.max),
+    },
+  };
+}
+
+/** Sessions opened, used for one command, and closed, by `concurrency` loops until the deadline. */
+async function soak(params: SoakParams): Promise<SoakResult> {
+  const deadline = Date.now() + params.durationMs;
+  const cycleMs: number[] = [];
+  let failures = 0;
+  let seq = 0;
+  const errors = new Set<string>();
+  const worker = async (w: number) => {
+    while (Date.now() < deadline) {
+      const id = `${params.prefix}-${w}-${seq++}`;
+      const device = params.devices[(w + seq) % params.devices.length]!;
+      const start = nowMs();
+      const result = await open({ id, kind: params.kind, device, timeoutMs: 20_000 });
+      try {
+        if (!result.ok) throw new Error(result.error);
+        await terminal(id).run('echo soak', 'SOAKED', 20_000);
+        cycleMs.push(nowMs() - start);
+      } catch (err) {
+        failures++;
+        if (errors.size < 5) errors.add(err instanceof Error ? err.message : String(err));
+      } finally {
+        await closeTerminal(id);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: params.concurrency }, (_, w) => worker(w)));
+  return { cycles: cycleMs.length, failures, cycleMs, errors: [...errors] };
+}
+
+ipc.handle<OpenParams, OpenResult>('open', open);
+ipc.on<RemoteCandidate>('remote-candidate', (c) => peers.get(c.sessionId)?.addRemoteCandidate(c.candidate, c.mid));
+ipc.handle<{ id: string }, null>('echo-mode', async ({ id }) => {
+  await terminal(id).enterEchoMode();
+  return null;
+});
+ipc.handle<KeystrokesParams, number[]>('keystrokes', async ({ id, count }) => {
+  const t = terminal(id);
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) samples.push(await t.keystroke());
+  return samples;
+});
+ipc.handle<BulkParams, BulkResult>('bulk', async ({ id, bytes, workload }) => {
+  const before = process.cpuUsage();
+  const result = await terminal(id).bulk(bytes, workload);
+  const cpu = process.cpuUsage(before);
+  return { ...result, cpuMs: (cpu.user + cpu.system) / 1000 };
+});
+ipc.handle<{ id: string; command: string; marker: string }, null>('run', async ({ id, command, marker }) => {
+  await terminal(id).run(command, marker);
+  return null;
+});
+ipc.handle<{ id: string }, null>('close', async ({ id }) => {
+  await closeTerminal(id);
+  return null;
+});
+ipc.handle('close-all', closeAll);
+ipc.handle('stats', stats);
+ipc.handle('reset-event-loop', () => {
+  loop.reset();
+  return null;
+});
+ipc.handle('soak', soak);
+ipc.handle('shutdown', async () => {
+  await closeAll();
+  // Peers closed above; the addon's threads must end before the process does.
+  nodeDataChannel.cleanup();
+  setImmediate(() => {
+    ipc.close();
+    process.disconnect?.();
+  });
+  return null;
+});
+ipc.notify('up', { pid: process.pid });

@@ -1,0 +1,81 @@
+import type { BulkWorkload } from './Terminal.js';
+
+/** What the bench parent and its load processes say to each other over IPC. */
+
+export type TerminalKind = 'termgate' | 'baseline';
+
+export interface OpenParams {
+  id: string;
+  kind: TerminalKind;
+  device: string;
+  timeoutMs: number;
+}
+
+/** Times on the `nowMs()` clock (wall-clock ms, comparable across the bench's processes). */
+export type OpenResult =
+  | {
+      ok: true;
+      startedAt: number;
+      /** Baseline only: the exec was created. */
+      createdAt?: number;
+      /** termgate: `pty_connected` arrived; baseline: exec started, attached and resized. */
+      readyAt: number;
+      /** termgate only: the peer connection reached `connected` (ICE + DTLS). */
+      connectedAt?: number;
+      /** termgate only: `ready` arrived (the channel is open). */
+      channelAt?: number;
+    }
+  | { ok: false; startedAt: number; error: string };
+
+export interface RemoteCandidate {
+  sessionId: string;
+  candidate: string;
+  mid: string;
+}
+
+export interface OfferRequest {
+  sessionId: string;
+  device: string;
+  sdp: string;
+}
+
+export interface KeystrokesParams {
+  id: string;
+  count: number;
+}
+
+export interface BulkParams {
+  id: string;
+  bytes: number;
+  workload: BulkWorkload;
+}
+
+export interface BulkResult {
+  startMs: number;
+  endMs: number;
+  bytes: number;
+  /** CPU this load process spent during the transfer. */
+  cpuMs: number;
+}
+
+export interface LoadStats {
+  rssBytes: number;
+  cpuMs: number;
+  fds: number;
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+}
+
+export interface SoakParams {
+  kind: TerminalKind;
+  prefix: string;
+  devices: string[];
+  concurrency: number;
+  durationMs: number;
+}
+
+export interface SoakResult {
+  cycles: number;
+  failures: number;
+  cycleMs: number[];
+  errors: string[];
+}

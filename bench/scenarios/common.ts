@@ -1,0 +1,51 @@
+/** Pieces the scenarios share: running with a harness and building the report around the rows. */
+import { BenchHarness, type CommonOptions, type HarnessOptions } from '../harness.js';
+import { machine, type BenchReport, type ResultRow } from '../report.js';
+
+/** Starts a harness, runs `body`, and always tears the harness down. */
+export async function withHarness<T>(options: HarnessOptions, body: (h: BenchHarness) => Promise<T>): Promise<T> {
+  const harness = await BenchHarness.start(options);
+  try {
+    return await body(harness);
+  } catch (err) {
+    const log = harness.agent?.log.slice(-4000);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}${log ? `\nagent log (tail):\n${log}` : ''}`, {
+      cause: err,
+    });
+  } finally {
+    await harness.close();
+  }
+}
+
+export function report(
+  scenario: string,
+  common: CommonOptions,
+  started: { date: Date; t0: number },
+  args: string[],
+  options: Record<string, unknown>,
+  rows: ResultRow[],
+  details: Record<string, unknown>,
+): BenchReport {
+  return {
+    scenario,
+    date: started.date.toISOString(),
+    quick: common.quick,
+    durationSeconds: (performance.now() - started.t0) / 1000,
+    machine: machine(),
+    agent: { workers: common.workers, args },
+    options,
+    rows,
+    details,
+  };
+}
+
+export function startClock(): { date: Date; t0: number } {
+  return { date: new Date(), t0: performance.now() };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Agent args as the report shows them (the cloud URL and per-run names elided). */
+export function shownArgs(h: BenchHarness): string[] {
+  return h.agent?.args.map((a) => a.replace(/http:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:<cloud>')) ?? [];
+}

@@ -1,0 +1,92 @@
+/**
+ * Nothing lost: 50 MB of known terminal output crosses docker exec, a worker and the data channel and
+ * arrives byte-exact (sha256), in JSON mode (UTF-8 text, multi-byte characters split across chunks)
+ * and in msgpack mode (raw bytes).
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { Encoding } from '../src/protocol/terminal-messages.js';
+import { AgentProcess } from './helpers/agent-process.js';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
+import { TestCloud } from './helpers/test-cloud.js';
+
+const LINE = 'héllo wörld € ✓ 0123456789 the quick brown fox\n';
+const LINE_BYTES = Buffer.byteLength(LINE);
+const REPEAT = Math.floor((50 * 1024 * 1024) / LINE_BYTES);
+const TOTAL = LINE_BYTES * REPEAT;
+const START = '<<S1001>>\n';
+const END = '<<E1002>>';
+
+const prefix = uniquePrefix('bulk');
+let cloud: TestCloud;
+let agent: AgentProcess;
+let containers: string[];
+
+before(async () => {
+  containers = await startContainers(prefix, 1);
+  cloud = await TestCloud.start();
+  agent = AgentProcess.start(cloud.url, ['--containers', `${prefix}-*`, '--workers', '2']);
+  await cloud.waitForAgent();
+});
+
+after(async () => {
+  await agent?.stop();
+  await cloud?.close();
+  await removeContainers(containers ?? []);
+});
+
+function expectedSha256(): string {
+  const hash = createHash('sha256');
+  const block = Buffer.from(LINE.repeat(1000));
+  let left = REPEAT;
+  for (; left >= 1000; left -= 1000) hash.update(block);
+  hash.update(LINE.repeat(left));
+  return hash.digest('hex');
+}
+
+async function bulk(encoding: Encoding): Promise<{ bytes: number; sha256: string; mbPerSecond: number }> {
+  const browser = await BrowserPeer.open(cloud, { device: containers[0]!, encoding });
+  try {
+    // Raw mode: the TTY passes bytes through unchanged (no \n → \r\n); markers are computed so the
+    // echo of the typed command cannot match them.
+    browser.type(
+      `stty raw -echo; echo "<<S$((1000+1))>>"; yes '${LINE.trimEnd()}' | head -c ${TOTAL}; echo "<<E$((1000+2))>>"\n`,
+    );
+    const started = performance.now();
+    await browser.until(() => browser.tail().includes(END), 'the end marker', 120_000);
+    const seconds = (performance.now() - started) / 1000;
+    const all = browser.output();
+    const from = all.indexOf(START) + START.length;
+    const to = all.lastIndexOf(END);
+    assert.ok(from >= START.length && to > from, 'both markers are in the output');
+    const body = all.subarray(from, to);
+    return {
+      bytes: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+      mbPerSecond: body.length / 1e6 / seconds,
+    };
+  } finally {
+    browser.close();
+  }
+}
+
+describe('bulk output', () => {
+  const expected = expectedSha256();
+
+  for (const encoding of ['json', 'msgpack'] as const) {
+    it(`delivers 50 MB byte-exact in ${encoding} mode`, async () => {
+      const result = await bulk(encoding);
+      assert.equal(result.bytes, TOTAL);
+      assert.equal(result.sha256, expected);
+      console.log(
+        `# bulk ${encoding}: ${(TOTAL / 1e6).toFixed(1)} MB at ${result.mbPerSecond.toFixed(1)} MB/s`,
+      );
+    });
+  }
+
+  it('leaves no shell behind', async () => {
+    await waitForNoShells(containers);
+  });
+});

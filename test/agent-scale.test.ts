@@ -1,0 +1,86 @@
+/**
+ * A host's worth of sessions: 100 concurrent terminals across 10 containers on a 2-worker agent, each
+ * echoing its own token, then all closed with no shell left behind.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AgentProcess } from './helpers/agent-process.js';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
+import { TestCloud } from './helpers/test-cloud.js';
+
+const SESSIONS = 100;
+const CONTAINERS = 10;
+const CONCURRENCY = 20;
+
+const prefix = uniquePrefix('scale');
+let cloud: TestCloud;
+let agent: AgentProcess;
+let containers: string[];
+
+before(async () => {
+  containers = await startContainers(prefix, CONTAINERS);
+  cloud = await TestCloud.start();
+  agent = AgentProcess.start(cloud.url, [
+    '--containers',
+    `${prefix}-*`,
+    '--workers',
+    '2',
+    '--offers-per-second',
+    '1000',
+  ]);
+  await cloud.waitForAgent();
+});
+
+after(async () => {
+  await agent?.stop();
+  await cloud?.close();
+  await removeContainers(containers ?? []);
+});
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+describe('scale', () => {
+  it(`holds ${SESSIONS} concurrent sessions across ${CONTAINERS} containers, each echoing its own token`, async () => {
+    const browsers: BrowserPeer[] = [];
+    const setupMs: number[] = [];
+    try {
+      for (let start = 0; start < SESSIONS; start += CONCURRENCY) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(CONCURRENCY, SESSIONS - start) }, async (_, j) => {
+            const t0 = performance.now();
+            const browser = await BrowserPeer.open(cloud, {
+              device: containers[(start + j) % CONTAINERS]!,
+              timeoutMs: 60_000,
+            });
+            setupMs.push(performance.now() - t0);
+            return browser;
+          }),
+        );
+        browsers.push(...batch);
+      }
+      assert.equal(browsers.length, SESSIONS);
+      // Every session is live at once: type into all, then read every token back.
+      browsers.forEach((b, i) => b.type(`echo unique-${i}-$((${i}*3))\n`));
+      await Promise.all(browsers.map((b, i) => b.waitForScreen(`unique-${i}-${i * 3}`, 60_000)));
+      // No session saw another's token.
+      browsers.forEach((b, i) => {
+        const others = b.screen().match(/unique-(\d+)-\d+/g) ?? [];
+        assert.ok(
+          others.every((t) => t.startsWith(`unique-${i}-`)),
+          `session ${i} saw only its own output`,
+        );
+      });
+      setupMs.sort((a, b) => a - b);
+      console.log(
+        `# ${SESSIONS} sessions: offer→pty_connected p50 ${percentile(setupMs, 50).toFixed(0)} ms, ` +
+          `p99 ${percentile(setupMs, 99).toFixed(0)} ms (concurrency ${CONCURRENCY})`,
+      );
+    } finally {
+      for (const b of browsers) b.close();
+    }
+    await waitForNoShells(containers, 30_000);
+  });
+});

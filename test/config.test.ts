@@ -1,0 +1,132 @@
+/** The agent's flags: defaults, environment variables, and a clear refusal naming the flag. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { ConfigError, resolveAgentConfig, type AgentFlags } from '../src/config.js';
+import { CLI } from './helpers/agent-process.js';
+
+const base: AgentFlags = {
+  cloudUrl: 'http://127.0.0.1:9',
+  containers: 'vplc-*',
+  workers: '2',
+  sessionsPerWorker: '250',
+  maxSessionsPerContainer: '16',
+  offersPerSecond: '100',
+  idleTimeout: '300',
+  sweepInterval: '60',
+  dockerSocket: '/var/run/docker.sock',
+  maxMessageBytes: '65536',
+  maxSdpBytes: '65536',
+  metricsListen: '127.0.0.1:9464',
+};
+
+describe('agent configuration', () => {
+  it('resolves the defaults a user expects', () => {
+    const config = resolveAgentConfig(base);
+    assert.equal(config.maxSessions, 500);
+    assert.equal(config.idleTimeoutMs, 300_000);
+    assert.equal(config.sweepIntervalMs, 60_000);
+    assert.deepEqual(config.session.shell, ['/bin/sh']);
+    assert.deepEqual(config.metricsListen, { host: '127.0.0.1', port: 9464 });
+    assert.deepEqual(config.containerGlobs, ['vplc-*']);
+  });
+
+  it('parses ranges, lists, labels and off', () => {
+    const config = resolveAgentConfig({
+      ...base,
+      portRange: '50000-50099',
+      iceServer: ['stun:127.0.0.1:3478', 'turn:127.0.0.1:3479'],
+      containerLabel: 'termgate.role=vplc',
+      metricsListen: 'off',
+      shell: '/bin/sh -l',
+      maxSessions: '10',
+    });
+    assert.equal(config.session.portRangeBegin, 50000);
+    assert.equal(config.session.portRangeEnd, 50099);
+    assert.deepEqual(config.session.iceServers, ['stun:127.0.0.1:3478', 'turn:127.0.0.1:3479']);
+    assert.deepEqual(config.containerLabel, { key: 'termgate.role', value: 'vplc' });
+    assert.equal(config.metricsListen, undefined);
+    assert.deepEqual(config.session.shell, ['/bin/sh', '-l']);
+    assert.equal(config.maxSessions, 10);
+  });
+
+  const bad: Array<[Partial<AgentFlags>, RegExp]> = [
+    [{ cloudUrl: undefined }, /--cloud-url: required/],
+    [{ cloudUrl: 'ftp://x' }, /--cloud-url: scheme/],
+    [{ containers: undefined }, /--containers: no container selector/],
+    [{ containers: 'vplc-*,../etc' }, /--containers/],
+    [{ workers: 'two' }, /--workers: expected an integer/],
+    [{ workers: '0' }, /--workers: 0 is outside/],
+    [{ idleTimeout: '-5' }, /--idle-timeout/],
+    [{ portRange: '60000-50000' }, /--port-range: end/],
+    [{ iceServer: ['http://x'] }, /--ice-server/],
+    [{ metricsListen: 'nowhere' }, /--metrics-listen/],
+    [{ bindAddress: 'my host' }, /--bind-address/],
+    [{ maxMessageBytes: '10' }, /--max-message-bytes/],
+  ];
+  for (const [flags, message] of bad) {
+    it(`refuses ${JSON.stringify(flags)}`, () => {
+      assert.throws(
+        () => resolveAgentConfig({ ...base, ...flags }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    });
+  }
+
+  it('stops the executable at start-up with exit code 2 and the flag named', () => {
+    const result = spawnSync(
+      process.execPath,
+      [CLI, 'agent', '--cloud-url', 'http://127.0.0.1:9', '--containers', 'vplc-*', '--workers', 'lots'],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /invalid --workers: expected an integer, got "lots"/);
+  });
+
+  it('reads flags from the environment', () => {
+    const result = spawnSync(process.execPath, [CLI, 'agent'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: {
+        ...process.env,
+        TERMGATE_CLOUD_URL: 'http://127.0.0.1:9',
+        TERMGATE_CONTAINERS: 'vplc-*',
+        TERMGATE_IDLE_TIMEOUT: 'soon',
+      },
+    });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /invalid --idle-timeout/);
+  });
+
+  it('lists every flag in --help', () => {
+    const help = spawnSync(process.execPath, [CLI, 'agent', '--help'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    }).stdout;
+    for (const flag of [
+      '--cloud-url',
+      '--token',
+      '--containers',
+      '--container-label',
+      '--workers',
+      '--sessions-per-worker',
+      '--idle-timeout',
+      '--sweep-interval',
+      '--shell',
+      '--docker-socket',
+      '--ice-server',
+      '--bind-address',
+      '--port-range',
+      '--metrics-listen',
+    ]) {
+      assert.ok(help.includes(flag), flag);
+    }
+  });
+});
