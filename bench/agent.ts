@@ -59,7 +59,13 @@ export function sampleProcess(pid: number): ProcessSample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const threads = Number(/Threads:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return { atMs: Date.now(), rssBytes: rssKb * 1024, cpuSeconds, fds: readdirSync(`/proc/${pid}/fd`).length, threads };
+  return {
+    atMs: Date.now(),
+    rssBytes: rssKb * 1024,
+    cpuSeconds,
+    fds: readdirSync(`/proc/${pid}/fd`).length,
+    threads,
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -90,17 +96,28 @@ export class AgentUnderTest {
     const metricsPort = await freePort();
     const perWorker = Math.ceil(options.maxSessions / options.workers);
     const args = [
-      '--cloud-url', options.cloudUrl,
-      '--containers', options.containersGlob,
-      '--bind-address', '127.0.0.1',
-      '--workers', String(options.workers),
-      '--sessions-per-worker', String(perWorker),
-      '--max-sessions', String(perWorker * options.workers),
-      '--max-sessions-per-container', String(options.maxSessions),
-      '--offers-per-second', '100000',
-      '--idle-timeout', '3600',
-      '--metrics-listen', `127.0.0.1:${metricsPort}`,
-      '--log-level', 'warn',
+      '--cloud-url',
+      options.cloudUrl,
+      '--containers',
+      options.containersGlob,
+      '--bind-address',
+      '127.0.0.1',
+      '--workers',
+      String(options.workers),
+      '--sessions-per-worker',
+      String(perWorker),
+      '--max-sessions',
+      String(perWorker * options.workers),
+      '--max-sessions-per-container',
+      String(options.maxSessions),
+      '--offers-per-second',
+      '100000',
+      '--idle-timeout',
+      '3600',
+      '--metrics-listen',
+      `127.0.0.1:${metricsPort}`,
+      '--log-level',
+      'warn',
       ...(options.extraArgs ?? []),
     ];
     return new AgentUnderTest(args, metricsPort);
@@ -119,14 +136,17 @@ export class AgentUnderTest {
   }
 
   sample(): ProcessSample {
-    if (this.exited) throw new Error(`the agent exited (${this.child.exitCode ?? this.child.signalCode}):\n${this.#log}`);
+    if (this.exited)
+      throw new Error(`the agent exited (${this.child.exitCode ?? this.child.signalCode}):\n${this.#log}`);
     return sampleProcess(this.pid);
   }
 
   /** Scrapes /metrics; undefined when the agent serves none. */
   async scrape(): Promise<string | undefined> {
     try {
-      const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`, { signal: AbortSignal.timeout(3000) });
+      const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`, {
+        signal: AbortSignal.timeout(3000),
+      });
       return res.ok ? await res.text() : undefined;
     } catch {
       return undefined;
@@ -181,7 +201,9 @@ export function parseEventLoopDelay(text: string): EventLoopDelay | null {
   if (own.length > 0) {
     const main = own.filter((s) => s.labels.includes('thread="main"'));
     const q = (quantile: string) => main.find((s) => s.labels.includes(`quantile="${quantile}"`))?.value;
-    const workers = own.filter((s) => /thread="worker/.test(s.labels) && s.labels.includes('quantile="0.99"'));
+    const workers = own.filter(
+      (s) => /thread="worker/.test(s.labels) && s.labels.includes('quantile="0.99"'),
+    );
     return {
       p50Ms: ms(q('0.5')),
       p99Ms: ms(q('0.99')),

@@ -30,7 +30,10 @@ export class DirectExec extends Terminal {
   }
 
   /** Opens `/bin/sh` on a PTY in `container`; `startMs` is when the caller began (the `nowMs()` clock). */
-  static async open(docker: Docker, container: string): Promise<{ terminal: DirectExec; timings: DirectExecTimings }> {
+  static async open(
+    docker: Docker,
+    container: string,
+  ): Promise<{ terminal: DirectExec; timings: DirectExecTimings }> {
     const exec = await docker.getContainer(container).exec({
       Cmd: ['/bin/sh'],
       AttachStdin: true,
@@ -40,7 +43,7 @@ export class DirectExec extends Terminal {
       Env: ['TERM=xterm-256color'],
     });
     const createdAt = nowMs();
-    const stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as Duplex;
+    const stream = await exec.start({ hijack: true, stdin: true, Tty: true });
     const terminal = new DirectExec(exec, stream);
     await exec.resize({ w: 80, h: 24 }).catch(() => undefined);
     return { terminal, timings: { createdAt, readyAt: nowMs() } };

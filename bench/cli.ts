@@ -14,6 +14,7 @@ interface Flags extends ScenarioSizes {
   quick?: boolean;
   progress: boolean;
   encoding: 'json' | 'msgpack';
+  browserSetup: 'actpass' | 'active';
   agentArg?: string[];
   outDir?: string;
 }
@@ -32,15 +33,39 @@ async function main(argv: string[]): Promise<void> {
   const program = new Command('bench')
     .description('termgate benchmarks: each scenario runs termgate and a direct dockerode TTY exec baseline')
     .argument('<scenario>', `${SCENARIOS.join(', ')} or all`)
-    .addOption(new Option('--workers <list>', 'agent worker threads; a list (1,2) runs once per count').argParser(list).default([os.availableParallelism()]))
+    .addOption(
+      new Option('--workers <list>', 'agent worker threads; a list (1,2) runs once per count')
+        .argParser(list)
+        .default([os.availableParallelism()]),
+    )
     .option('--quick', 'small sizes, a few seconds (what the test suite runs)')
     .option('--no-progress', 'no progress bar on stderr')
-    .addOption(new Option('--encoding <encoding>', 'data channel encoding of the simulated browsers').choices(['json', 'msgpack']).default('json'))
-    .option('--agent-arg <arg...>', 'extra flag(s) for the agent, e.g. --agent-arg=--log-level --agent-arg=info')
+    .addOption(
+      new Option('--encoding <encoding>', 'data channel encoding of the simulated browsers')
+        .choices(['json', 'msgpack'])
+        .default('json'),
+    )
+    .addOption(
+      new Option('--browser-setup <role>', "DTLS role in the simulated browsers' offer (see bench/README.md)")
+        .choices(['active', 'actpass'])
+        .default('active'),
+    )
+    .option(
+      '--agent-arg <arg...>',
+      'extra flag(s) for the agent, e.g. --agent-arg=--log-level --agent-arg=info',
+    )
     .option('--out-dir <dir>', 'where the JSON goes (default bench/results)')
     .option('--sessions <n>', 'setup: sessions to open (200)', positive)
-    .option('--concurrency <n>', 'setup/capacity: setups in flight (20); soak: open/close loops (8)', positive)
-    .option('--containers <n>', 'containers the sessions spread over (setup/echo 10, capacity 20, soak 4)', positive)
+    .option(
+      '--concurrency <n>',
+      'setup/capacity: setups in flight (20); soak: open/close loops (8)',
+      positive,
+    )
+    .option(
+      '--containers <n>',
+      'containers the sessions spread over (setup/echo 10, capacity 20, soak 4)',
+      positive,
+    )
     .option('--keystrokes <n>', 'echo: keystrokes measured (1000)', positive)
     .option('--idle <n>', 'echo: idle sessions kept open meanwhile (200)', positive)
     .option('--bytes <n>', 'throughput: bytes for one session (200000000)', positive)
@@ -55,8 +80,13 @@ async function main(argv: string[]): Promise<void> {
   const scenarioArg = program.args[0]!;
   const flags = program.opts<Flags>();
   const scenarios: Scenario[] =
-    scenarioArg === 'all' ? [...SCENARIOS] : SCENARIOS.includes(scenarioArg as Scenario) ? [scenarioArg as Scenario] : [];
-  if (scenarios.length === 0) program.error(`unknown scenario "${scenarioArg}": expected ${SCENARIOS.join(', ')} or all`);
+    scenarioArg === 'all'
+      ? [...SCENARIOS]
+      : SCENARIOS.includes(scenarioArg as Scenario)
+        ? [scenarioArg as Scenario]
+        : [];
+  if (scenarios.length === 0)
+    program.error(`unknown scenario "${scenarioArg}": expected ${SCENARIOS.join(', ')} or all`);
 
   const stop = () => {
     process.stderr.write('\nbench: interrupted, cleaning up\n');
@@ -72,13 +102,16 @@ async function main(argv: string[]): Promise<void> {
         quick: flags.quick ?? false,
         progress: flags.progress && process.stderr.isTTY,
         encoding: flags.encoding,
+        browserSetup: flags.browserSetup,
         agentArgs: flags.agentArg ?? [],
         outDir: flags.outDir,
       };
       const result = await runScenario(scenario, common, flags);
       const file = writeJson(result, flags.outDir);
       process.stdout.write(`${markdown(result)}\n\n`);
-      process.stderr.write(`bench: ${scenario} (${workers} workers) took ${result.durationSeconds.toFixed(1)} s; JSON in ${file}\n`);
+      process.stderr.write(
+        `bench: ${scenario} (${workers} workers) took ${result.durationSeconds.toFixed(1)} s; JSON in ${file}\n`,
+      );
     }
   }
 }

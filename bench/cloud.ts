@@ -51,7 +51,12 @@ export class BenchCloud {
   }
 
   /** Sends `webrtc:offer` and returns the answer SDP with its timing, or throws the refusal. */
-  async offer(sessionId: string, device: string, sdp: string, timeoutMs = 60_000): Promise<{ sdp: string } & OfferTiming> {
+  async offer(
+    sessionId: string,
+    device: string,
+    sdp: string,
+    timeoutMs = 60_000,
+  ): Promise<{ sdp: string } & OfferTiming> {
     const agent = this.#agent;
     if (!agent?.connected) throw new Error('no agent connected');
     const offerAt = nowMs();

@@ -11,6 +11,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { AgentUnderTest } from './agent.js';
 import { BenchCloud } from './cloud.js';
 import { LoadProcess } from './load/LoadProcess.js';
+import type { BrowserSetup } from './load/BenchPeer.js';
 import type { OpenResult, TerminalKind } from './load/protocol.js';
 import type { Encoding } from '../src/protocol/terminal-messages.js';
 
@@ -27,6 +28,8 @@ export interface CommonOptions {
   /** Show a progress bar on stderr. */
   progress: boolean;
   encoding: Encoding;
+  /** The DTLS role the simulated browsers offer; default `active` (see BenchPeer). */
+  browserSetup?: BrowserSetup;
   /** Extra flags for the agent. */
   agentArgs: string[];
   /** Where the JSON result goes. */
@@ -40,6 +43,7 @@ export interface HarnessOptions {
   maxSessions: number;
   loadProcesses: number;
   encoding: Encoding;
+  browserSetup?: BrowserSetup;
   agentArgs: string[];
 }
 
@@ -85,17 +89,33 @@ export class BenchHarness {
     } catch (err) {
       const log = h.agent?.log ?? '';
       await h.close();
-      throw new Error(`${err instanceof Error ? err.message : String(err)}${log ? `\nagent log:\n${log}` : ''}`);
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}${log ? `\nagent log:\n${log}` : ''}`,
+      );
     }
     return h;
   }
 
   async #start(): Promise<void> {
     const o = this.options;
-    this.containers = Array.from({ length: o.containers }, (_, i) => `${this.prefix}-${String(i + 1).padStart(3, '0')}`);
+    this.containers = Array.from(
+      { length: o.containers },
+      (_, i) => `${this.prefix}-${String(i + 1).padStart(3, '0')}`,
+    );
     await Promise.all(
       this.containers.map((name) =>
-        run('docker', ['run', '-d', '--init', '--network', 'none', '--name', name, BENCH_IMAGE, '/bin/sleep', '1000000']),
+        run('docker', [
+          'run',
+          '-d',
+          '--init',
+          '--network',
+          'none',
+          '--name',
+          name,
+          BENCH_IMAGE,
+          '/bin/sleep',
+          '1000000',
+        ]),
       ),
     );
     this.cloud = await BenchCloud.start();
@@ -109,7 +129,9 @@ export class BenchHarness {
     await this.cloud.waitForAgent();
     const cloud = this.cloud;
     this.loads = await Promise.all(
-      Array.from({ length: o.loadProcesses }, () => LoadProcess.start({ cloud, encoding: o.encoding })),
+      Array.from({ length: o.loadProcesses }, () =>
+        LoadProcess.start({ cloud, encoding: o.encoding, browserSetup: o.browserSetup }),
+      ),
     );
     this.baseline = await LoadProcess.start({});
   }
@@ -145,7 +167,13 @@ export class BenchHarness {
       return { id, ok: false, load, answerMs: undefined, readyMs: undefined, error: result.error };
     }
     if (kind === 'baseline') {
-      return { id, ok: true, load, answerMs: result.createdAt! - result.startedAt, readyMs: result.readyAt - result.startedAt };
+      return {
+        id,
+        ok: true,
+        load,
+        answerMs: result.createdAt! - result.startedAt,
+        readyMs: result.readyAt - result.startedAt,
+      };
     }
     const offer = load.offers.get(id);
     load.offers.delete(id);
@@ -165,16 +193,6 @@ export class BenchHarness {
     await Promise.all(sessions.filter((s) => s.ok).map((s) => s.load.request('close', { id: s.id })));
   }
 
-  /** Ends the shells of every session on both sides. */
-  async closeAllSessions(): Promise<void> {
-    await Promise.all([...this.loads, this.baseline].map((l) => l?.request('close-all').catch(() => undefined)));
-  }
-
-  /** Waits until the agent's fd count stops falling (its sessions' sockets closed). */
-  async settle(ms = 2000): Promise<void> {
-    await new Promise((r) => setTimeout(r, ms));
-  }
-
   /** Idempotent; never throws. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -182,10 +200,12 @@ export class BenchHarness {
   }
 
   async #close(): Promise<void> {
-    await Promise.all([...this.loads, this.baseline].map((l) => l?.stop().catch(() => undefined)));
+    const loads = this.baseline ? [...this.loads, this.baseline] : this.loads;
+    await Promise.all(loads.map((l) => l.stop().catch(() => undefined)));
     await this.agent?.stop().catch(() => undefined);
     await this.cloud?.close().catch(() => undefined);
-    if (this.containers.length > 0) await run('docker', ['rm', '-f', ...this.containers]).catch(() => undefined);
+    if (this.containers.length > 0)
+      await run('docker', ['rm', '-f', ...this.containers]).catch(() => undefined);
     active.delete(this);
   }
 }
@@ -196,7 +216,11 @@ export type ProgressBar = Pick<SingleBar, 'increment' | 'update' | 'stop'>;
 export function progressBar(enabled: boolean, label: string, total: number): ProgressBar | undefined {
   if (!enabled) return undefined;
   const bar = new SingleBar(
-    { format: `${label.padEnd(28)} [{bar}] {value}/{total} {duration_formatted}`, stream: process.stderr, hideCursor: true },
+    {
+      format: `${label.padEnd(28)} [{bar}] {value}/{total} {duration_formatted}`,
+      stream: process.stderr,
+      hideCursor: true,
+    },
     Presets.shades_classic,
   );
   bar.start(total, 0);

@@ -34,12 +34,12 @@ export class IpcChannel {
 
   /** Answers `method` requests from the other side; a thrown error or rejection becomes its error. */
   handle<P, R>(method: string, handler: (params: P) => R | Promise<R>): void {
-    this.#handlers.set(method, handler as Handler);
+    this.#handlers.set(method, handler);
   }
 
   /** Receives one-way `method` messages from the other side. */
   on<P>(method: string, listener: (params: P) => void): void {
-    this.#listeners.set(method, listener as (params: never) => void);
+    this.#listeners.set(method, listener);
   }
 
   request<R>(method: string, params: unknown = {}, timeoutMs = 120_000): Promise<R> {

@@ -21,7 +21,11 @@ export interface Percentiles {
 
 /** Percentiles of millisecond samples, through an HDR histogram at microsecond resolution. */
 export function percentiles(samplesMs: readonly number[]): Percentiles {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   for (const ms of samplesMs) h.recordValue(Math.max(1, Math.round(ms * 1000)));
   const max = h.totalCount === 0 ? 0 : h.maxValue / 1000;
   // A percentile is its bucket's highest equivalent value, which can pass the exact max by < 0.1 %.
@@ -64,7 +68,9 @@ export function row(
 
 /** Rows for p50/p90/p99/max of a latency measured on both sides. */
 export function percentileRows(name: string, termgate: Percentiles, baseline: Percentiles): ResultRow[] {
-  return (['p50', 'p90', 'p99', 'max'] as const).map((p) => row(`${name} ${p}`, 'ms', termgate[p], baseline[p]));
+  return (['p50', 'p90', 'p99', 'max'] as const).map((p) =>
+    row(`${name} ${p}`, 'ms', termgate[p], baseline[p]),
+  );
 }
 
 export interface BenchReport {
@@ -73,7 +79,15 @@ export interface BenchReport {
   date: string;
   quick: boolean;
   durationSeconds: number;
-  machine: { cpus: number; cpuModel: string; memoryBytes: number; node: string; kernel: string };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    memoryBytes: number;
+    node: string;
+    kernel: string;
+    /** 1, 5 and 15 minute load averages when the report was made: other work on the host skews results. */
+    loadAverage: number[];
+  };
   agent: { workers: number; args: string[] };
   options: Record<string, unknown>;
   rows: ResultRow[];
@@ -88,6 +102,7 @@ export function machine(): BenchReport['machine'] {
     memoryBytes: os.totalmem(),
     node: process.version,
     kernel: os.release(),
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
 
@@ -105,7 +120,7 @@ function fmt(value: number | null | boolean | undefined): string {
 /** The rows as a markdown table. */
 export function markdown(report: BenchReport): string {
   const lines = [
-    `### ${report.scenario} — ${report.date} (${report.agent.workers} worker${report.agent.workers === 1 ? '' : 's'}${report.quick ? ', quick' : ''})`,
+    `### ${report.scenario} — ${report.date} (${report.agent.workers} worker${report.agent.workers === 1 ? '' : 's'}${report.quick ? ', quick' : ''}; load average ${report.machine.loadAverage.join(' ')})`,
     '',
     '| metric | unit | termgate | baseline | ratio | target | met |',
     '|---|---|---:|---:|---:|---|---|',

@@ -27,16 +27,30 @@ export interface ScenarioSizes {
 }
 
 /** Runs one scenario with the flags given; omitted sizes take the scenario's defaults (or quick sizes). */
-export async function runScenario(scenario: Scenario, common: CommonOptions, f: ScenarioSizes = {}): Promise<BenchReport> {
+export async function runScenario(
+  scenario: Scenario,
+  common: CommonOptions,
+  f: ScenarioSizes = {},
+): Promise<BenchReport> {
   const pick = <T extends object>(full: T, quick: T): T => (common.quick ? quick : full);
   switch (scenario) {
     case 'setup': {
       const d = pick(setupDefaults, setupQuick);
-      return runSetup({ ...common, sessions: f.sessions ?? d.sessions, concurrency: f.concurrency ?? d.concurrency, containers: f.containers ?? d.containers });
+      return runSetup({
+        ...common,
+        sessions: f.sessions ?? d.sessions,
+        concurrency: f.concurrency ?? d.concurrency,
+        containers: f.containers ?? d.containers,
+      });
     }
     case 'echo': {
       const d = pick(echoDefaults, echoQuick);
-      return runEcho({ ...common, keystrokes: f.keystrokes ?? d.keystrokes, idle: f.idle ?? d.idle, containers: f.containers ?? d.containers });
+      return runEcho({
+        ...common,
+        keystrokes: f.keystrokes ?? d.keystrokes,
+        idle: f.idle ?? d.idle,
+        containers: f.containers ?? d.containers,
+      });
     }
     case 'throughput': {
       const d = pick(throughputDefaults, throughputQuick);

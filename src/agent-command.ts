@@ -45,4 +45,12 @@ function runAgent(flags: AgentFlags): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // Test-only fault injection, off by default: SIGUSR2 makes one worker thread throw an uncaught error.
+  if (process.env.TERMGATE_FAULT_INJECTION === '1') {
+    logger.warn('fault injection enabled (TERMGATE_FAULT_INJECTION=1): for tests only');
+    process.on('SIGUSR2', () => {
+      const threadId = agent.pool.injectCrash();
+      logger.warn({ worker: threadId }, 'fault injected: crashing a worker thread');
+    });
+  }
 }

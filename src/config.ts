@@ -53,6 +53,7 @@ export interface AgentFlags {
   portRange?: string;
   maxMessageBytes?: string;
   maxSdpBytes?: string;
+  maxMessagesPerSecond?: string;
   metricsListen?: string;
   logLevel?: string;
 }
@@ -172,6 +173,14 @@ export function addAgentOptions(cmd: Command): Command {
       ),
     )
     .addOption(opt('--max-sdp-bytes <n>', 'largest SDP offer accepted', 'TERMGATE_MAX_SDP_BYTES', '65536'))
+    .addOption(
+      opt(
+        '--max-messages-per-second <n>',
+        'data channel messages one session may send per second; past it they are dropped with an error',
+        'TERMGATE_MAX_MESSAGES_PER_SECOND',
+        '1000',
+      ),
+    )
     .addOption(
       opt(
         '--metrics-listen <host:port|off>',
@@ -338,6 +347,12 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       lowWaterMark: 256 * 1024,
       outputChunkBytes: 16 * 1024,
       maxPendingInputBytes: 1024 * 1024,
+      maxMessagesPerSecond: integer(
+        '--max-messages-per-second',
+        flags.maxMessagesPerSecond ?? '1000',
+        1,
+        1_000_000,
+      ),
     },
   };
 }

@@ -8,8 +8,9 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Encoding } from '../src/protocol/terminal-messages.js';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
+import { directTtyRun } from './helpers/direct-exec.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
 const LINE = 'héllo wörld € ✓ 0123456789 the quick brown fox\n';
@@ -35,6 +36,7 @@ after(async () => {
   await agent?.stop();
   await cloud?.close();
   await removeContainers(containers ?? []);
+  cleanupPeers();
 });
 
 function expectedSha256(): string {
@@ -46,26 +48,29 @@ function expectedSha256(): string {
   return hash.digest('hex');
 }
 
+const COMMAND = `stty raw -echo; echo "<<S$((1000+1))>>"; yes '${LINE.trimEnd()}' | head -c ${TOTAL}; echo "<<E$((1000+2))>>"\n`;
+
+function body(all: Buffer): Buffer {
+  const from = all.indexOf(START) + START.length;
+  const to = all.lastIndexOf(END);
+  assert.ok(from >= START.length && to > from, 'both markers are in the output');
+  return all.subarray(from, to);
+}
+
 async function bulk(encoding: Encoding): Promise<{ bytes: number; sha256: string; mbPerSecond: number }> {
   const browser = await BrowserPeer.open(cloud, { device: containers[0]!, encoding });
   try {
     // Raw mode: the TTY passes bytes through unchanged (no \n → \r\n); markers are computed so the
     // echo of the typed command cannot match them.
-    browser.type(
-      `stty raw -echo; echo "<<S$((1000+1))>>"; yes '${LINE.trimEnd()}' | head -c ${TOTAL}; echo "<<E$((1000+2))>>"\n`,
-    );
+    browser.type(COMMAND);
     const started = performance.now();
     await browser.until(() => browser.tail().includes(END), 'the end marker', 120_000);
     const seconds = (performance.now() - started) / 1000;
-    const all = browser.output();
-    const from = all.indexOf(START) + START.length;
-    const to = all.lastIndexOf(END);
-    assert.ok(from >= START.length && to > from, 'both markers are in the output');
-    const body = all.subarray(from, to);
+    const received = body(browser.output());
     return {
-      bytes: body.length,
-      sha256: createHash('sha256').update(body).digest('hex'),
-      mbPerSecond: body.length / 1e6 / seconds,
+      bytes: received.length,
+      sha256: createHash('sha256').update(received).digest('hex'),
+      mbPerSecond: received.length / 1e6 / seconds,
     };
   } finally {
     browser.close();
@@ -75,16 +80,29 @@ async function bulk(encoding: Encoding): Promise<{ bytes: number; sha256: string
 describe('bulk output', () => {
   const expected = expectedSha256();
 
+  let baselineMbPerSecond = 0;
+
+  it('measures the baseline: the same output through a direct dockerode TTY exec', async () => {
+    const { seconds, output } = await directTtyRun(containers[0]!, COMMAND, END);
+    const received = body(output);
+    assert.equal(createHash('sha256').update(received).digest('hex'), expected);
+    baselineMbPerSecond = received.length / 1e6 / seconds;
+    console.log(`# bulk baseline (direct TTY exec): ${baselineMbPerSecond.toFixed(1)} MB/s`);
+  });
+
   for (const encoding of ['json', 'msgpack'] as const) {
     it(`delivers 50 MB byte-exact in ${encoding} mode`, async () => {
       const result = await bulk(encoding);
       assert.equal(result.bytes, TOTAL);
       assert.equal(result.sha256, expected);
+      const ratio = result.mbPerSecond / baselineMbPerSecond;
       console.log(
-        `# bulk ${encoding}: ${(TOTAL / 1e6).toFixed(1)} MB at ${result.mbPerSecond.toFixed(1)} MB/s`,
+        `# bulk ${encoding}: ${(TOTAL / 1e6).toFixed(1)} MB at ${result.mbPerSecond.toFixed(1)} MB/s, ` +
+          `${ratio.toFixed(2)}x the direct exec`,
       );
     });
   }
+
 
   it('leaves no shell behind', async () => {
     await waitForNoShells(containers);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import {
   removeContainers,
   shellsIn,
@@ -46,6 +46,7 @@ after(async () => {
   await agent?.stop('SIGKILL');
   await cloud?.close();
   await removeContainers(containers ?? []);
+  cleanupPeers();
 });
 
 describe('agent lifecycle', () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -36,6 +36,7 @@ after(async () => {
   await agent?.stop();
   await cloud?.close();
   await removeContainers(containers ?? []);
+  cleanupPeers();
 });
 
 function percentile(sorted: number[], p: number): number {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import {
   docker,
   removeContainers,
@@ -63,6 +63,7 @@ after(async () => {
   await agent?.stop();
   await cloud?.close();
   await removeContainers([...(containers ?? []), stopped, ...(outsider ?? [])].filter((n): n is string => Boolean(n)));
+  cleanupPeers();
 });
 
 describe('signaling', () => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import nodeDataChannel from 'node-datachannel';
 import { AgentProcess } from './helpers/agent-process.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix } from './helpers/containers.js';
@@ -121,6 +122,8 @@ after(
     await agent?.stop();
     await cloud?.close();
     await removeContainers(containers);
+    // The test's own peers: release the addon's threads, or they may keep this process alive.
+    nodeDataChannel.cleanup();
   },
   { timeout: 120_000 },
 );
@@ -171,7 +174,7 @@ describe('grafana dashboard', () => {
       await prometheus!.queryUntil(`count_over_time(up{instance="${target}"}[1m])`, (r) => {
         assert.ok(Number(r.body.data?.result[0]?.value[1] ?? 0) >= 3);
       });
-      const exported = live.names();
+      const exported = live.declaredNames();
       const empty: string[] = [];
       for (const p of panelsOf(dashboard.panels)) {
         for (const target of p.targets ?? []) {

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import nodeDataChannel from 'node-datachannel';
 import { AgentProcess } from './helpers/agent-process.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix } from './helpers/containers.js';
@@ -45,6 +46,8 @@ after(
     await agent?.stop();
     await cloud?.close();
     await removeContainers(containers);
+    // The test's own peers: release the addon's threads, or they may keep this process alive.
+    nodeDataChannel.cleanup();
   },
   { timeout: 120_000 },
 );

@@ -23,6 +23,11 @@ import { TerminalChannel } from './TerminalChannel.js';
 
 const DEFAULT_COLS = 80;
 const DEFAULT_ROWS = 24;
+/**
+ * A peer that stays 'disconnected' this long is treated as gone ('peer-failed'): a browser that vanished
+ * without a close (tab killed, network cut) must not hold a root shell until the idle timeout.
+ */
+const DISCONNECTED_GRACE_MS = 10_000;
 
 export class WorkerSession {
   readonly #task: SessionTask;
@@ -40,6 +45,7 @@ export class WorkerSession {
   #nextRequestId = 1;
   readonly #ptyRequests = new Map<number, { cols: number; rows: number }>();
   #result: Promise<SessionResult> | undefined;
+  #disconnectedTimer: NodeJS.Timeout | undefined;
   #finish!: (result: SessionResult) => void;
   readonly #finished: Promise<SessionResult>;
 
@@ -90,6 +96,7 @@ export class WorkerSession {
   }
 
   async #close(reason: CloseReason, error?: ErrorData): Promise<SessionResult> {
+    clearTimeout(this.#disconnectedTimer);
     this.#ptyGeneration++;
     const pty = this.#pty;
     this.#pty = undefined;
@@ -143,9 +150,15 @@ export class WorkerSession {
   }
 
   #onPeerState(state: PeerState): void {
+    if (state !== 'disconnected') {
+      clearTimeout(this.#disconnectedTimer);
+      this.#disconnectedTimer = undefined;
+    }
     if (state === 'connecting') this.#setState('connecting');
-    else if (state === 'disconnected') this.#setState('disconnected');
-    else if (state === 'connected' && this.#pty?.alive) this.#setState('connected');
+    else if (state === 'disconnected') {
+      this.#setState('disconnected');
+      this.#disconnectedTimer ??= setTimeout(() => void this.close('peer-failed'), DISCONNECTED_GRACE_MS);
+    } else if (state === 'connected' && this.#pty?.alive) this.#setState('connected');
     else if (state === 'failed') void this.close('peer-failed');
     else if (state === 'closed') void this.close('browser-closed');
   }

@@ -20,6 +20,14 @@ export interface Signaler {
   candidate(sessionId: string, candidate: string, mid: string): void;
 }
 
+/**
+ * The DTLS role the simulated browser offers. `actpass` is what browsers send; libdatachannel as the
+ * offerer then loses the agent's early ClientHello whenever the answer reaches it more than a few ms
+ * after the agent sent it, and OpenSSL retries only after 1 s (Chromium caches an early ClientHello, so
+ * a real browser does not pay this). `active` makes the simulated browser the DTLS client and avoids it.
+ */
+export type BrowserSetup = 'actpass' | 'active';
+
 export interface PeerTimings {
   /** When ICE + DTLS were up, the channel delivered `ready`, and `pty_connected` (ms, `nowMs()` clock). */
   connectedAt: number | undefined;
@@ -38,13 +46,26 @@ export class BenchPeer extends Terminal {
   #failure: string | undefined;
   #closed = false;
 
-  constructor(sessionId: string, encoding: Encoding, private readonly signaler: Signaler) {
+  readonly #signaler: Signaler;
+  readonly #born = nowMs();
+  readonly #history: string[] = [];
+  readonly #setup: BrowserSetup;
+
+  constructor(sessionId: string, encoding: Encoding, signaler: Signaler, setup: BrowserSetup = 'active') {
     super();
     this.sessionId = sessionId;
     this.#encoding = encoding;
-    this.#pc = new nodeDataChannel.PeerConnection(`bench-${sessionId}`, { iceServers: [], bindAddress: '127.0.0.1' });
-    this.#pc.onLocalCandidate((candidate, mid) => signaler.candidate(sessionId, candidate.replace(/^a=/, ''), mid));
+    this.#signaler = signaler;
+    this.#setup = setup;
+    this.#pc = new nodeDataChannel.PeerConnection(`bench-${sessionId}`, {
+      iceServers: [],
+      bindAddress: '127.0.0.1',
+    });
+    this.#pc.onLocalCandidate((candidate, mid) =>
+      signaler.candidate(sessionId, candidate.replace(/^a=/, ''), mid),
+    );
     this.#pc.onStateChange((state) => {
+      this.#history.push(`${state}@${Math.round(nowMs() - this.#born)}`);
       if (state === 'connected') this.timings.connectedAt ??= nowMs();
       if (state === 'failed' || state === 'closed') this.#fail(`peer connection ${state}`);
     });
@@ -55,9 +76,17 @@ export class BenchPeer extends Terminal {
 
   /** Offers, answers, and resolves on `pty_connected`. */
   async open(device: string, timeoutMs: number): Promise<void> {
-    const sdp = await this.#localOffer(timeoutMs);
-    const answer = await this.signaler.offer(this.sessionId, device, sdp);
-    this.#pc.setRemoteDescription(answer, 'answer');
+    const local = await this.#localOffer(timeoutMs);
+    const sdp = this.#setup === 'active' ? local.replace(/a=setup:actpass/g, 'a=setup:active') : local;
+    const answer = await this.#signaler.offer(this.sessionId, device, sdp);
+    try {
+      this.#pc.setRemoteDescription(answer, 'answer');
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new Error(
+        `${why} (peer ${this.#pc.state()}, ice ${this.#pc.iceState()}, gathering ${this.#pc.gatheringState()}${this.#failure ? `, ${this.#failure}` : ''}; states ${this.#history.join(' ')}; answer after ${Math.round(nowMs() - this.#born)} ms)`,
+      );
+    }
     const pending = this.#pending ?? [];
     this.#pending = undefined;
     for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
@@ -148,7 +177,9 @@ export class BenchPeer extends Terminal {
     const message = decodeOutbound(raw);
     switch (message.type) {
       case 'output':
-        this.push(typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data));
+        this.push(
+          typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data),
+        );
         break;
       case 'ready':
         this.timings.readyAt = nowMs();

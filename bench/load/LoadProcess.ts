@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Encoding } from '../../src/protocol/terminal-messages.js';
 import type { BenchCloud, OfferTiming } from '../cloud.js';
 import { IpcChannel } from '../ipc.js';
+import type { BrowserSetup } from './BenchPeer.js';
 import type { OfferRequest, RemoteCandidate } from './protocol.js';
 
 const SCRIPT = fileURLToPath(new URL('./load-process.js', import.meta.url));
@@ -17,6 +18,8 @@ export interface LoadProcessOptions {
   /** Needed for termgate sessions; a baseline-only process has none. */
   cloud?: BenchCloud;
   encoding?: Encoding;
+  /** The DTLS role the simulated browsers offer (see BenchPeer). */
+  browserSetup?: BrowserSetup;
   dockerSocket?: string;
 }
 
@@ -32,6 +35,7 @@ export class LoadProcess {
       env: {
         ...process.env,
         TERMGATE_BENCH_ENCODING: options.encoding ?? 'json',
+        TERMGATE_BENCH_BROWSER_SETUP: options.browserSetup ?? 'active',
         TERMGATE_BENCH_DOCKER_SOCKET: options.dockerSocket ?? '/var/run/docker.sock',
       },
     });
@@ -43,7 +47,11 @@ export class LoadProcess {
     this.ipc.handle<OfferRequest, string>('offer', async ({ sessionId, device, sdp }) => {
       if (!cloud) throw new Error('this load process has no cloud');
       cloud.onIce(sessionId, (ice) =>
-        this.ipc.notify('remote-candidate', { sessionId, candidate: ice.candidate, mid: ice.sdp_mid } satisfies RemoteCandidate),
+        this.ipc.notify('remote-candidate', {
+          sessionId,
+          candidate: ice.candidate,
+          mid: ice.sdp_mid,
+        } satisfies RemoteCandidate),
       );
       const answer = await cloud.offer(sessionId, device, sdp);
       this.offers.set(sessionId, { offerAt: answer.offerAt, answerAt: answer.answerAt });

@@ -32,9 +32,9 @@ export abstract class Terminal {
     this.#bytes += chunk.length;
     this.#lastByte = chunk[chunk.length - 1] ?? this.#lastByte;
     // The tail only matters for markers; skip the string work while a bulk transfer streams.
-    this.#tail = (this.#tail + chunk.subarray(Math.max(0, chunk.length - TAIL_BYTES)).toString('latin1')).slice(
-      -TAIL_BYTES,
-    );
+    this.#tail = (
+      this.#tail + chunk.subarray(Math.max(0, chunk.length - TAIL_BYTES)).toString('latin1')
+    ).slice(-TAIL_BYTES);
     this.#waiter?.();
   }
 
@@ -104,7 +104,9 @@ export abstract class Terminal {
     // as an in-shell applet that writes a few bytes per syscall and caps the pipeline below 1 MB/s,
     // which would measure the producer instead of the transport.
     const pipeline =
-      workload === 'blocks' ? `yes | head -c ${bytes} | dd bs=65536 iflag=fullblock 2>/dev/null` : `yes | head -c ${bytes}`;
+      workload === 'blocks'
+        ? `yes | head -c ${bytes} | dd bs=65536 iflag=fullblock 2>/dev/null`
+        : `yes | head -c ${bytes}`;
     await this.run(`sh -c '${pipeline}'`, 'BULKDONE', timeoutMs);
     const endMs = nowMs();
     await this.run('stty sane', 'SANE', 30_000);

@@ -10,7 +10,7 @@ import nodeDataChannel from 'node-datachannel';
 import type { Encoding } from '../../src/protocol/terminal-messages.js';
 import { DirectExec } from '../baseline.js';
 import { IpcChannel } from '../ipc.js';
-import { BenchPeer, type Signaler } from './BenchPeer.js';
+import { BenchPeer, type BrowserSetup, type Signaler } from './BenchPeer.js';
 import { nowMs, type Terminal } from './Terminal.js';
 import type {
   BulkParams,
@@ -27,6 +27,7 @@ import type {
 const ipc = new IpcChannel(process);
 const docker = new Docker({ socketPath: process.env.TERMGATE_BENCH_DOCKER_SOCKET ?? '/var/run/docker.sock' });
 const encoding = (process.env.TERMGATE_BENCH_ENCODING ?? 'json') as Encoding;
+const browserSetup = (process.env.TERMGATE_BENCH_BROWSER_SETUP ?? 'active') as BrowserSetup;
 const terminals = new Map<string, Terminal>();
 const peers = new Map<string, BenchPeer>();
 const LOOP_RESOLUTION_MS = 10;
@@ -53,7 +54,7 @@ async function open(params: OpenParams): Promise<OpenResult> {
       terminals.set(params.id, t);
       return { ok: true, startedAt, createdAt: timings.createdAt, readyAt: timings.readyAt };
     }
-    const peer = new BenchPeer(params.id, encoding, signaler);
+    const peer = new BenchPeer(params.id, encoding, signaler, browserSetup);
     peers.set(params.id, peer);
     terminals.set(params.id, peer);
     try {
@@ -134,7 +135,9 @@ async function soak(params: SoakParams): Promise<SoakResult> {
 }
 
 ipc.handle<OpenParams, OpenResult>('open', open);
-ipc.on<RemoteCandidate>('remote-candidate', (c) => peers.get(c.sessionId)?.addRemoteCandidate(c.candidate, c.mid));
+ipc.on<RemoteCandidate>('remote-candidate', (c) =>
+  peers.get(c.sessionId)?.addRemoteCandidate(c.candidate, c.mid),
+);
 ipc.handle<{ id: string }, null>('echo-mode', async ({ id }) => {
   await terminal(id).enterEchoMode();
   return null;

@@ -19,7 +19,12 @@ export interface CapacityOptions extends CommonOptions {
   windowSeconds: number;
 }
 
-export const capacityDefaults = { steps: [100, 250, 500, 1000], containers: 20, concurrency: 20, windowSeconds: 7 };
+export const capacityDefaults = {
+  steps: [100, 250, 500, 1000],
+  containers: 20,
+  concurrency: 20,
+  windowSeconds: 7,
+};
 export const capacityQuick = { steps: [4, 8], containers: 2, concurrency: 4, windowSeconds: 1 };
 
 const MB = 1024 * 1024;
@@ -38,7 +43,11 @@ export interface StepResult {
   eventLoop: EventLoopDelay | null;
 }
 
-async function ramp(h: BenchHarness, kind: TerminalKind, o: CapacityOptions): Promise<{ base: number; steps: StepResult[]; errors: string[] }> {
+async function ramp(
+  h: BenchHarness,
+  kind: TerminalKind,
+  o: CapacityOptions,
+): Promise<{ base: number; steps: StepResult[]; errors: string[] }> {
   const pid = kind === 'termgate' ? h.agent!.pid : h.baseline!.pid;
   await sleep(1000);
   const base = sampleProcess(pid).rssBytes;
@@ -85,7 +94,9 @@ async function ramp(h: BenchHarness, kind: TerminalKind, o: CapacityOptions): Pr
         rssBytes: idle1.rssBytes,
         rssPerSessionBytes: open ? (idle1.rssBytes - base) / open : 0,
         setupCpuMsPerSession: newOk ? (setupCpu * 1000) / newOk : 0,
-        idleCpuMsPerSecondPerSession: open ? ((idle1.cpuSeconds - idle0.cpuSeconds) * 1000) / seconds / open : 0,
+        idleCpuMsPerSecondPerSession: open
+          ? ((idle1.cpuSeconds - idle0.cpuSeconds) * 1000) / seconds / open
+          : 0,
         fds: idle1.fds,
         threads: idle1.threads,
         eventLoop,
@@ -103,7 +114,15 @@ export async function runCapacity(o: CapacityOptions): Promise<BenchReport> {
   const max = Math.max(...o.steps);
   const loadProcesses = Math.max(1, Math.ceil(max / 250));
   return withHarness(
-    { workers: o.workers, containers: o.containers, maxSessions: max, loadProcesses, encoding: o.encoding, agentArgs: o.agentArgs },
+    {
+      workers: o.workers,
+      containers: o.containers,
+      maxSessions: max,
+      loadProcesses,
+      encoding: o.encoding,
+      browserSetup: o.browserSetup,
+      agentArgs: o.agentArgs,
+    },
     async (h) => {
       const tg = await ramp(h, 'termgate', o);
       await sleep(2000);
@@ -114,23 +133,60 @@ export async function runCapacity(o: CapacityOptions): Promise<BenchReport> {
         const last = i === tg.steps.length - 1;
         const n = t.target;
         rows.push(
-          row(`${n}: sessions open`, 'count', t.open, b.open, last ? { target: `${n}, no failed setup`, met: t.open === n && t.failed === 0 } : {}),
+          row(
+            `${n}: sessions open`,
+            'count',
+            t.open,
+            b.open,
+            last ? { target: `${n}, no failed setup`, met: t.open === n && t.failed === 0 } : {},
+          ),
           row(`${n}: failed setups (cumulative)`, 'count', t.failed, b.failed),
           row(`${n}: RSS`, 'MB', t.rssBytes / MB, b.rssBytes / MB),
-          row(`${n}: RSS per session beyond base`, 'MB', t.rssPerSessionBytes / MB, b.rssPerSessionBytes / MB, last ? { target: '≤ 1 MB', met: t.rssPerSessionBytes <= MB } : {}),
+          row(
+            `${n}: RSS per session beyond base`,
+            'MB',
+            t.rssPerSessionBytes / MB,
+            b.rssPerSessionBytes / MB,
+            last ? { target: '≤ 1 MB', met: t.rssPerSessionBytes <= MB } : {},
+          ),
           row(`${n}: setup CPU per session`, 'ms', t.setupCpuMsPerSession, b.setupCpuMsPerSession),
-          row(`${n}: idle CPU per session`, 'ms/s', t.idleCpuMsPerSecondPerSession, b.idleCpuMsPerSecondPerSession),
-          row(`${n}: main event-loop delay p99`, 'ms', t.eventLoop?.p99Ms ?? null, b.eventLoop?.p99Ms ?? null, t.eventLoop ? {} : { note: 'the agent exposes no event-loop delay metric at /metrics' }),
+          row(
+            `${n}: idle CPU per session`,
+            'ms/s',
+            t.idleCpuMsPerSecondPerSession,
+            b.idleCpuMsPerSecondPerSession,
+          ),
+          row(
+            `${n}: main event-loop delay p99`,
+            'ms',
+            t.eventLoop?.p99Ms ?? null,
+            b.eventLoop?.p99Ms ?? null,
+            t.eventLoop ? {} : { note: 'the agent exposes no event-loop delay metric at /metrics' },
+          ),
           row(`${n}: worst worker event-loop delay p99`, 'ms', t.eventLoop?.workersP99Ms ?? null, null, {
             note: 'no baseline: a direct exec client has no worker threads',
           }),
           row(`${n}: open fds`, 'count', t.fds, b.fds),
         );
       });
-      return report('capacity', o, started, shownArgs(h), { steps: o.steps, containers: o.containers, concurrency: o.concurrency, windowSeconds: o.windowSeconds, loadProcesses }, rows, {
-        termgate: tg,
-        baseline: bl,
-      });
+      return report(
+        'capacity',
+        o,
+        started,
+        shownArgs(h),
+        {
+          steps: o.steps,
+          containers: o.containers,
+          concurrency: o.concurrency,
+          windowSeconds: o.windowSeconds,
+          loadProcesses,
+        },
+        rows,
+        {
+          termgate: tg,
+          baseline: bl,
+        },
+      );
     },
   );
 }

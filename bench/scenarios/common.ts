@@ -3,15 +3,21 @@ import { BenchHarness, type CommonOptions, type HarnessOptions } from '../harnes
 import { machine, type BenchReport, type ResultRow } from '../report.js';
 
 /** Starts a harness, runs `body`, and always tears the harness down. */
-export async function withHarness<T>(options: HarnessOptions, body: (h: BenchHarness) => Promise<T>): Promise<T> {
+export async function withHarness<T>(
+  options: HarnessOptions,
+  body: (h: BenchHarness) => Promise<T>,
+): Promise<T> {
   const harness = await BenchHarness.start(options);
   try {
     return await body(harness);
   } catch (err) {
     const log = harness.agent?.log.slice(-4000);
-    throw new Error(`${err instanceof Error ? err.message : String(err)}${log ? `\nagent log (tail):\n${log}` : ''}`, {
-      cause: err,
-    });
+    throw new Error(
+      `${err instanceof Error ? err.message : String(err)}${log ? `\nagent log (tail):\n${log}` : ''}`,
+      {
+        cause: err,
+      },
+    );
   } finally {
     await harness.close();
   }
@@ -33,7 +39,7 @@ export function report(
     durationSeconds: (performance.now() - started.t0) / 1000,
     machine: machine(),
     agent: { workers: common.workers, args },
-    options,
+    options: { ...options, encoding: common.encoding, browserSetup: common.browserSetup ?? 'active' },
     rows,
     details,
   };

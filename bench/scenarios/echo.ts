@@ -47,7 +47,15 @@ export async function runEcho(o: EchoOptions): Promise<BenchReport> {
   const started = startClock();
   const loadProcesses = Math.max(1, Math.ceil((o.idle + 1) / 250));
   return withHarness(
-    { workers: o.workers, containers: o.containers, maxSessions: o.idle + 2, loadProcesses, encoding: o.encoding, agentArgs: o.agentArgs },
+    {
+      workers: o.workers,
+      containers: o.containers,
+      maxSessions: o.idle + 2,
+      loadProcesses,
+      encoding: o.encoding,
+      browserSetup: o.browserSetup,
+      agentArgs: o.agentArgs,
+    },
     async (h) => {
       const tg = await measure(h, 'termgate', o);
       const idleOk = tg.idle.filter((s) => s.ok).length;
@@ -60,9 +68,15 @@ export async function runEcho(o: EchoOptions): Promise<BenchReport> {
       const t: Percentiles = percentiles(tg.samples);
       const b: Percentiles = percentiles(bl.samples);
       const rows = [
-        row('keystroke round trip p50', 'ms', t.p50, b.p50, { target: '≤ baseline + 1 ms', met: t.p50 <= b.p50 + 1 }),
+        row('keystroke round trip p50', 'ms', t.p50, b.p50, {
+          target: '≤ baseline + 1 ms',
+          met: t.p50 <= b.p50 + 1,
+        }),
         row('keystroke round trip p90', 'ms', t.p90, b.p90),
-        row('keystroke round trip p99', 'ms', t.p99, b.p99, { target: '≤ baseline + 5 ms', met: t.p99 <= b.p99 + 5 }),
+        row('keystroke round trip p99', 'ms', t.p99, b.p99, {
+          target: '≤ baseline + 5 ms',
+          met: t.p99 <= b.p99 + 5,
+        }),
         row('keystroke round trip max', 'ms', t.max, b.max),
         row('keystrokes measured', 'count', t.count, b.count),
         row('idle sessions open meanwhile', 'count', idleOk, blIdleOk, {
@@ -70,11 +84,19 @@ export async function runEcho(o: EchoOptions): Promise<BenchReport> {
           met: idleOk === o.idle,
         }),
       ];
-      return report('echo', o, started, shownArgs(h), { keystrokes: o.keystrokes, idle: o.idle, containers: o.containers, loadProcesses }, rows, {
-        termgate: t,
-        baseline: b,
-        errors: [...tg.idle, ...bl.idle].flatMap((s) => (s.error ? [s.error] : [])).slice(0, 10),
-      });
+      return report(
+        'echo',
+        o,
+        started,
+        shownArgs(h),
+        { keystrokes: o.keystrokes, idle: o.idle, containers: o.containers, loadProcesses },
+        rows,
+        {
+          termgate: t,
+          baseline: b,
+          errors: [...tg.idle, ...bl.idle].flatMap((s) => (s.error ? [s.error] : [])).slice(0, 10),
+        },
+      );
     },
   );
 }

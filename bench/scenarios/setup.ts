@@ -16,7 +16,7 @@ export interface SetupOptions extends CommonOptions {
 export const setupDefaults = { sessions: 200, concurrency: 20, containers: 10 };
 export const setupQuick = { sessions: 12, concurrency: 4, containers: 2 };
 
-function ms(sessions: OpenedSession[], key: 'answerMs' | 'readyMs'): number[] {
+function ms(sessions: OpenedSession[], key: 'answerMs' | 'readyMs' | 'connectedMs' | 'channelMs'): number[] {
   return sessions.flatMap((s) => (s.ok && s[key] !== undefined ? [s[key]] : []));
 }
 
@@ -24,7 +24,15 @@ export async function runSetup(o: SetupOptions): Promise<BenchReport> {
   const started = startClock();
   const loadProcesses = Math.max(1, Math.ceil(o.sessions / 250));
   return withHarness(
-    { workers: o.workers, containers: o.containers, maxSessions: o.sessions, loadProcesses, encoding: o.encoding, agentArgs: o.agentArgs },
+    {
+      workers: o.workers,
+      containers: o.containers,
+      maxSessions: o.sessions,
+      loadProcesses,
+      encoding: o.encoding,
+      browserSetup: o.browserSetup,
+      agentArgs: o.agentArgs,
+    },
     async (h) => {
       // Warm both paths once (first exec in a container, first peer in a process) so neither pays a one-off.
       const warm = [await h.openOne('termgate', 0), await h.openOne('baseline', 0)];
@@ -58,16 +66,43 @@ export async function runSetup(o: SetupOptions): Promise<BenchReport> {
       const rows = [
         ...percentileRows('offer→answer vs exec create', answer, create),
         ...readyRows,
-        row('failed setups', 'count', o.sessions - tgOk, o.sessions - blOk, { target: '0', met: tgOk === o.sessions }),
+        row('failed setups', 'count', o.sessions - tgOk, o.sessions - blOk, {
+          target: '0',
+          met: tgOk === o.sessions,
+        }),
         row('sessions per second', '1/s', tgOk / (tg.wallMs / 1000), blOk / (bl.wallMs / 1000)),
-        row('CPU per setup (agent vs direct-exec client)', 'ms', tgOk ? (agentCpu * 1000) / tgOk : null, blOk ? (baselineCpu * 1000) / blOk : null),
+        row(
+          'CPU per setup (agent vs direct-exec client)',
+          'ms',
+          tgOk ? (agentCpu * 1000) / tgOk : null,
+          blOk ? (baselineCpu * 1000) / blOk : null,
+        ),
       ];
-      const errors = [...new Set([...tg.sessions, ...bl.sessions].flatMap((s) => (s.error ? [s.error] : [])))].slice(0, 10);
-      return report('setup', o, started, shownArgs(h), { sessions: o.sessions, concurrency: o.concurrency, containers: o.containers, loadProcesses }, rows, {
-        termgate: { answer, ready, wallMs: tg.wallMs, ok: tgOk, agentCpuSeconds: agentCpu },
-        baseline: { create, ready: execReady, wallMs: bl.wallMs, ok: blOk, clientCpuSeconds: baselineCpu },
-        errors,
-      });
+      const errors = [
+        ...new Set([...tg.sessions, ...bl.sessions].flatMap((s) => (s.error ? [s.error] : []))),
+      ].slice(0, 10);
+      return report(
+        'setup',
+        o,
+        started,
+        shownArgs(h),
+        { sessions: o.sessions, concurrency: o.concurrency, containers: o.containers, loadProcesses },
+        rows,
+        {
+          termgate: {
+            answer,
+            // Where the time goes: offer → peer connected (ICE + DTLS) → `ready` (channel open) → `pty_connected`.
+            connected: percentiles(ms(tg.sessions, 'connectedMs')),
+            channelOpen: percentiles(ms(tg.sessions, 'channelMs')),
+            ready,
+            wallMs: tg.wallMs,
+            ok: tgOk,
+            agentCpuSeconds: agentCpu,
+          },
+          baseline: { create, ready: execReady, wallMs: bl.wallMs, ok: blOk, clientCpuSeconds: baselineCpu },
+          errors,
+        },
+      );
     },
   );
 }

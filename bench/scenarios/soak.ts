@@ -37,6 +37,9 @@ interface Side {
   cyclesPerSecond: number;
   cycle: Percentiles;
   leftoverShells: number;
+  /** RSS change from the middle to the end of the run, per 1000 cycles: a leak keeps climbing, a
+   * warmed-up heap stays flat. */
+  secondHalfRssGrowthPer1000Cycles: number;
   rssReturned: boolean;
   fdsReturned: boolean;
   errors: string[];
@@ -54,12 +57,28 @@ async function shellsLeft(containers: string[]): Promise<number> {
   return count;
 }
 
-async function soakRun(h: BenchHarness, kind: TerminalKind, durationMs: number, concurrency: number, tag: string): Promise<SoakResult> {
+async function soakRun(
+  h: BenchHarness,
+  kind: TerminalKind,
+  durationMs: number,
+  concurrency: number,
+  tag: string,
+): Promise<SoakResult> {
   const loads = kind === 'termgate' ? h.loads : [h.baseline!];
   const per = Math.max(1, Math.round(concurrency / loads.length));
   const results = await Promise.all(
     loads.map((l, i) =>
-      l.request<SoakResult>('soak', { kind, prefix: `${tag}-${i}`, devices: h.containers, concurrency: per, durationMs } satisfies SoakParams, durationMs + 120_000),
+      l.request<SoakResult>(
+        'soak',
+        {
+          kind,
+          prefix: `${tag}-${i}`,
+          devices: h.containers,
+          concurrency: per,
+          durationMs,
+        } satisfies SoakParams,
+        durationMs + 120_000,
+      ),
     ),
   );
   return {
@@ -77,11 +96,13 @@ async function side(h: BenchHarness, kind: TerminalKind, o: SoakOptions): Promis
   await sleep(3000);
   const base = sampleProcess(pid);
   let peak = base;
+  const trace: ProcessSample[] = [];
   const durationMs = o.durationSeconds * 1000;
   const bar = progressBar(o.progress, `soak: ${kind} (s)`, o.durationSeconds);
   const t0 = Date.now();
   const sampler = setInterval(() => {
     const s = sampleProcess(pid);
+    trace.push(s);
     if (s.rssBytes > peak.rssBytes) peak = s;
     bar?.update(Math.min(o.durationSeconds, Math.round((Date.now() - t0) / 1000)));
   }, 1000);
@@ -93,6 +114,9 @@ async function side(h: BenchHarness, kind: TerminalKind, o: SoakOptions): Promis
     bar?.stop();
   }
   const seconds = (Date.now() - t0) / 1000;
+  const mid = trace[Math.floor(trace.length / 2)] ?? base;
+  const last = trace[trace.length - 1] ?? base;
+  const secondHalfCycles = result.cycles / 2;
   await sleep(5000);
   const end = sampleProcess(pid);
   const leftoverShells = await shellsLeft(h.containers);
@@ -105,6 +129,8 @@ async function side(h: BenchHarness, kind: TerminalKind, o: SoakOptions): Promis
     cyclesPerSecond: result.cycles / seconds,
     cycle: percentiles(result.cycleMs),
     leftoverShells,
+    secondHalfRssGrowthPer1000Cycles:
+      secondHalfCycles > 0 ? ((last.rssBytes - mid.rssBytes) / secondHalfCycles) * 1000 : 0,
     rssReturned: end.rssBytes <= base.rssBytes * RSS_SLACK.ratio + RSS_SLACK.bytes,
     fdsReturned: end.fds <= base.fds + FD_SLACK,
     errors: result.errors,
@@ -115,7 +141,15 @@ export async function runSoak(o: SoakOptions): Promise<BenchReport> {
   const started = startClock();
   const loadProcesses = o.concurrency >= 4 ? 2 : 1;
   return withHarness(
-    { workers: o.workers, containers: o.containers, maxSessions: o.concurrency * 2 + 4, loadProcesses, encoding: o.encoding, agentArgs: o.agentArgs },
+    {
+      workers: o.workers,
+      containers: o.containers,
+      maxSessions: o.concurrency * 2 + 4,
+      loadProcesses,
+      encoding: o.encoding,
+      browserSetup: o.browserSetup,
+      agentArgs: o.agentArgs,
+    },
     async (h) => {
       const tg = await side(h, 'termgate', o);
       const bl = await side(h, 'baseline', o);
@@ -131,15 +165,45 @@ export async function runSoak(o: SoakOptions): Promise<BenchReport> {
           target: `≤ base × ${RSS_SLACK.ratio} + ${RSS_SLACK.bytes / MB} MB`,
           met: tg.rssReturned,
         }),
+        row(
+          'RSS growth, second half of the run, per 1000 cycles',
+          'MB',
+          tg.secondHalfRssGrowthPer1000Cycles / MB,
+          bl.secondHalfRssGrowthPer1000Cycles / MB,
+        ),
         row('open fds base', 'count', tg.base.fds, bl.base.fds),
-        row('open fds after, all closed', 'count', tg.end.fds, bl.end.fds, { target: `≤ base + ${FD_SLACK}`, met: tg.fdsReturned }),
-        row('threads after / base', 'ratio', tg.end.threads / tg.base.threads, bl.end.threads / bl.base.threads),
-        row('shells left in containers', 'count', tg.leftoverShells, bl.leftoverShells, { target: '0', met: tg.leftoverShells === 0 }),
+        row('open fds after, all closed', 'count', tg.end.fds, bl.end.fds, {
+          target: `≤ base + ${FD_SLACK}`,
+          met: tg.fdsReturned,
+        }),
+        row(
+          'threads after / base',
+          'ratio',
+          tg.end.threads / tg.base.threads,
+          bl.end.threads / bl.base.threads,
+        ),
+        row('shells left in containers', 'count', tg.leftoverShells, bl.leftoverShells, {
+          target: '0',
+          met: tg.leftoverShells === 0,
+        }),
       ];
-      return report('soak', o, started, shownArgs(h), { durationSeconds: o.durationSeconds, concurrency: o.concurrency, containers: o.containers, loadProcesses }, rows, {
-        termgate: tg,
-        baseline: bl,
-      });
+      return report(
+        'soak',
+        o,
+        started,
+        shownArgs(h),
+        {
+          durationSeconds: o.durationSeconds,
+          concurrency: o.concurrency,
+          containers: o.containers,
+          loadProcesses,
+        },
+        rows,
+        {
+          termgate: tg,
+          baseline: bl,
+        },
+      );
     },
   );
 }

@@ -22,8 +22,18 @@ export interface ThroughputOptions extends CommonOptions {
   linesBytes: number;
 }
 
-export const throughputDefaults = { bytes: 200_000_000, parallel: 4, parallelBytes: 50_000_000, linesBytes: 10_000_000 };
-export const throughputQuick = { bytes: 4_000_000, parallel: 2, parallelBytes: 2_000_000, linesBytes: 500_000 };
+export const throughputDefaults = {
+  bytes: 200_000_000,
+  parallel: 4,
+  parallelBytes: 50_000_000,
+  linesBytes: 10_000_000,
+};
+export const throughputQuick = {
+  bytes: 4_000_000,
+  parallel: 2,
+  parallelBytes: 2_000_000,
+  linesBytes: 500_000,
+};
 
 interface Run {
   mbPerSecond: number;
@@ -44,11 +54,14 @@ async function bulk(
   const pid = kind === 'termgate' ? h.agent!.pid : h.baseline!.pid;
   const cpu0 = sampleProcess(pid).cpuSeconds;
   const results = await Promise.all(
-    sessions.map((s) => s.load.request<BulkResult>('bulk', { id: s.id, bytes, workload } satisfies BulkParams, 900_000)),
+    sessions.map((s) =>
+      s.load.request<BulkResult>('bulk', { id: s.id, bytes, workload } satisfies BulkParams, 900_000),
+    ),
   );
   const cpuSeconds = sampleProcess(pid).cpuSeconds - cpu0;
   const total = results.reduce((sum, r) => sum + r.bytes, 0);
-  const seconds = (Math.max(...results.map((r) => r.endMs)) - Math.min(...results.map((r) => r.startMs))) / 1000;
+  const seconds =
+    (Math.max(...results.map((r) => r.endMs)) - Math.min(...results.map((r) => r.startMs))) / 1000;
   const mb = total / 1e6;
   return {
     mbPerSecond: mb / seconds,
@@ -72,9 +85,11 @@ async function side(
     await bulk(h, kind, sessions.slice(0, 1), 1_000_000); // warm-up
     if (o.progress) process.stderr.write(`throughput: ${kind} one session, ${o.bytes / 1e6} MB\n`);
     const one = await bulk(h, kind, sessions.slice(0, 1), o.bytes);
-    if (o.progress) process.stderr.write(`throughput: ${kind} ${o.parallel} sessions × ${o.parallelBytes / 1e6} MB\n`);
+    if (o.progress)
+      process.stderr.write(`throughput: ${kind} ${o.parallel} sessions × ${o.parallelBytes / 1e6} MB\n`);
     const many = await bulk(h, kind, sessions, o.parallelBytes);
-    if (o.progress) process.stderr.write(`throughput: ${kind} one session, small writes, ${o.linesBytes / 1e6} MB\n`);
+    if (o.progress)
+      process.stderr.write(`throughput: ${kind} one session, small writes, ${o.linesBytes / 1e6} MB\n`);
     const lines = await bulk(h, kind, sessions.slice(0, 1), o.linesBytes, 'lines');
     return { one, many, lines };
   } finally {
@@ -86,7 +101,15 @@ export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> 
   const started = startClock();
   const loadProcesses = Math.min(2, o.parallel);
   return withHarness(
-    { workers: o.workers, containers: o.parallel, maxSessions: o.parallel + 1, loadProcesses, encoding: o.encoding, agentArgs: o.agentArgs },
+    {
+      workers: o.workers,
+      containers: o.parallel,
+      maxSessions: o.parallel + 1,
+      loadProcesses,
+      encoding: o.encoding,
+      browserSetup: o.browserSetup,
+      agentArgs: o.agentArgs,
+    },
     async (h) => {
       const tg = await side(h, 'termgate', o);
       await sleep(1000);
@@ -97,16 +120,35 @@ export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> 
           met: tg.one.mbPerSecond >= 0.9 * bl.one.mbPerSecond,
         }),
         row(`${o.parallel} sessions at once (sum)`, 'MB/s', tg.many.mbPerSecond, bl.many.mbPerSecond),
-        row('CPU per MB, one session (agent vs direct-exec client)', 's/MB', tg.one.cpuSecondsPerMb, bl.one.cpuSecondsPerMb),
+        row(
+          'CPU per MB, one session (agent vs direct-exec client)',
+          's/MB',
+          tg.one.cpuSecondsPerMb,
+          bl.one.cpuSecondsPerMb,
+        ),
         row(`CPU per MB, ${o.parallel} sessions`, 's/MB', tg.many.cpuSecondsPerMb, bl.many.cpuSecondsPerMb),
         row('one session, small writes (~200 B)', 'MB/s', tg.lines.mbPerSecond, bl.lines.mbPerSecond),
         row('CPU per MB, small writes', 's/MB', tg.lines.cpuSecondsPerMb, bl.lines.cpuSecondsPerMb),
         row('bytes received, one session', 'MB', tg.one.bytes / 1e6, bl.one.bytes / 1e6),
       ];
-      return report('throughput', o, started, shownArgs(h), { bytes: o.bytes, parallel: o.parallel, parallelBytes: o.parallelBytes, linesBytes: o.linesBytes, loadProcesses }, rows, {
-        termgate: tg,
-        baseline: bl,
-      });
+      return report(
+        'throughput',
+        o,
+        started,
+        shownArgs(h),
+        {
+          bytes: o.bytes,
+          parallel: o.parallel,
+          parallelBytes: o.parallelBytes,
+          linesBytes: o.linesBytes,
+          loadProcesses,
+        },
+        rows,
+        {
+          termgate: tg,
+          baseline: bl,
+        },
+      );
     },
   );
 }

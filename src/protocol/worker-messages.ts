@@ -51,6 +51,8 @@ export interface SessionSettings {
   outputChunkBytes: number;
   /** Input bytes allowed to wait for the exec's stdin before input is refused. */
   maxPendingInputBytes: number;
+  /** Data channel messages one session may send per second (token bucket, bursts of one second). */
+  maxMessagesPerSecond: number;
 }
 
 /** The Piscina task that runs one session from offer to close. */
@@ -86,6 +88,12 @@ export type WorkerToMain =
   | { type: 'pty-opened'; container: string }
   | { type: 'pty-closed'; container: string };
 
-/** Broadcast to every worker at shutdown, and the workers' replies. */
+/**
+ * Broadcast to every worker at shutdown, and the workers' replies. `crash` is test-only fault injection:
+ * a worker obeys it only when TERMGATE_FAULT_INJECTION=1 was set at start (see session-worker.ts).
+ */
 export const DRAIN_CHANNEL = 'termgate:drain';
-export type DrainMessage = { type: 'drain' } | { type: 'drained'; threadId: number; peersClosed: number };
+export type DrainMessage =
+  | { type: 'drain' }
+  | { type: 'drained'; threadId: number; peersClosed: number }
+  | { type: 'crash'; threadId: number };

@@ -50,6 +50,13 @@ export class WorkerPool {
       workerData: { workerStats: options.workerStats },
     });
     this.#piscina.on('error', (err: Error) => this.#logger.error({ err: err.message }, 'worker pool error'));
+    // A worker that died (see session-worker.ts) is replaced by Piscina; the log shows the count coming back.
+    this.#piscina.on('workerCreate', () =>
+      this.#logger.info({ threads: this.threadCount }, 'worker thread started'),
+    );
+    this.#piscina.on('workerDestroy', () =>
+      this.#logger.info({ threads: this.threadCount }, 'worker thread ended'),
+    );
   }
 
   get size(): number {
@@ -88,6 +95,19 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * Test-only fault injection: asks one worker thread to throw an uncaught error. Workers obey only when
+   * started with TERMGATE_FAULT_INJECTION=1. Returns the thread id asked, if any.
+   */
+  injectCrash(index = 0): number | undefined {
+    const threadId = this.#piscina.threads[index]?.threadId;
+    if (threadId === undefined) return undefined;
+    const channel = new BroadcastChannel(DRAIN_CHANNEL);
+    channel.postMessage({ type: 'crash', threadId } satisfies DrainMessage);
+    channel.close();
+    return threadId;
+  }
+
   /** Drains every worker (peers closed, addon cleaned up), then stops the pool. Idempotent. */
   close(timeoutMs = 10_000): Promise<void> {
     this.#closed ??= this.#close(timeoutMs);
@@ -97,11 +117,14 @@ export class WorkerPool {
   async #close(timeoutMs: number): Promise<void> {
     const channel = new BroadcastChannel(DRAIN_CHANNEL);
     const expected = this.#piscina.threads.length;
+    let peersClosed = 0;
     const drained = new Promise<number>((resolve) => {
       let replies = 0;
       channel.onmessage = (event) => {
-        if ((event as { data: DrainMessage }).data.type === 'drained' && ++replies === expected)
-          resolve(replies);
+        const message = (event as { data: DrainMessage }).data;
+        if (message.type !== 'drained') return;
+        peersClosed += message.peersClosed;
+        if (++replies === expected) resolve(replies);
       };
     });
     channel.postMessage({ type: 'drain' } satisfies DrainMessage);
@@ -111,6 +134,8 @@ export class WorkerPool {
     clearTimeout(timer);
     channel.close();
     if (replies < 0) this.#logger.warn({ expected }, 'not every worker confirmed its drain in time');
+    // Peers still open at drain time: zero when every session had already ended on its own.
+    else this.#logger.info({ workers: replies, peersClosed }, 'workers drained');
     await this.#piscina.destroy();
   }
 }

@@ -2,7 +2,8 @@
  * The agent's Socket.IO link to the cloud. It validates what arrives, hands it to its handler, and turns
  * every outcome into the design document's replies: the answer as the `webrtc:offer` ack (or a
  * `webrtc:answer` event when the cloud sent no ack), agent ICE candidates as `webrtc:ice`.
- * Reconnects with jittered exponential backoff (socket.io-client's own).
+ * Reconnects with jittered exponential backoff (socket.io-client's own), and also after the server
+ * dropped the link ('io server disconnect'), which socket.io-client deliberately does not retry.
  */
 import { io, type Socket } from 'socket.io-client';
 import { toErrorData, TermgateError } from '../errors.js';
@@ -54,6 +55,7 @@ export class SignalingClient extends SafeEmitter<SignalingClientEvents> {
   readonly #offerSchema;
   #handler: SignalingHandler | undefined;
   #closed = false;
+  #reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SignalingClientOptions) {
     super();
@@ -74,6 +76,17 @@ export class SignalingClient extends SafeEmitter<SignalingClientEvents> {
     this.#socket.on('disconnect', (reason) => {
       this.#logger.warn({ reason }, 'signaling disconnected');
       this.safeEmit('disconnect', reason);
+      // The cloud may drop us on purpose (restart, rebalancing); terminals are peer to peer and keep
+      // working, but new offers need the link back. Retry after a jittered delay.
+      if (reason === 'io server disconnect' && !this.#closed) {
+        clearTimeout(this.#reconnectTimer);
+        this.#reconnectTimer = setTimeout(
+          () => {
+            if (!this.#closed && !this.#socket.connected) this.#socket.connect();
+          },
+          500 + Math.random() * 500,
+        );
+      }
     });
     this.#socket.on('connect_error', (err) =>
       this.#logger.warn({ err: err.message }, 'signaling connect failed'),
@@ -106,6 +119,7 @@ export class SignalingClient extends SafeEmitter<SignalingClientEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
     this.#socket.removeAllListeners();
     this.#socket.io.removeAllListeners();
     this.#socket.disconnect();

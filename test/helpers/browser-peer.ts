@@ -26,7 +26,14 @@ export interface OpenOptions {
   noWait?: boolean;
   /** Hold the browser's candidates until the answer arrived (default: trickle at once, before it). */
   candidatesAfterAnswer?: boolean;
+  /** Called with every output chunk; with it set, output is not kept (`output()` stays empty). */
+  onOutput?: (bytes: Buffer) => void;
   timeoutMs?: number;
+}
+
+/** Releases node-datachannel's threads once every peer of the test file is closed (else the file's process lingers). */
+export function cleanupPeers(): void {
+  nodeDataChannel.cleanup();
 }
 
 export class BrowserPeer {
@@ -43,6 +50,7 @@ export class BrowserPeer {
   #outputBytes = 0;
   #tail = Buffer.alloc(0);
   #pendingCandidates: Array<[string, string]> | undefined = [];
+  #onOutput: ((bytes: Buffer) => void) | undefined;
   #waiters = new Set<() => void>();
   #channelClosed = false;
   #closed = false;
@@ -60,7 +68,12 @@ export class BrowserPeer {
     });
     if (holdCandidates) this.#heldCandidates = [];
     this.#pc.onLocalCandidate((candidate, mid) => {
-      const ice = { session_id: sessionId, candidate: candidate.replace(/^a=/, ''), sdp_mid: mid, sdp_mline_index: 0 };
+      const ice = {
+        session_id: sessionId,
+        candidate: candidate.replace(/^a=/, ''),
+        sdp_mid: mid,
+        sdp_mline_index: 0,
+      };
       if (this.#heldCandidates) this.#heldCandidates.push(ice);
       else cloud.sendIce(ice);
     });
@@ -86,6 +99,7 @@ export class BrowserPeer {
       options.encoding ?? 'json',
       options.candidatesAfterAnswer ?? false,
     );
+    peer.#onOutput = options.onOutput;
     try {
       await peer.#negotiate(options.device, options.timeoutMs ?? 20_000);
       if (!options.noWait) await peer.waitFor((m) => m.type === 'pty_connected', options.timeoutMs ?? 20_000);
@@ -114,15 +128,18 @@ export class BrowserPeer {
   }
 
   /**
-   * Rarely (about 1 run in 40 here) libdatachannel refuses an answer whose candidates it reads before its
-   * own ICE transport exists ("remote candidate without ICE transport"); a second try a moment later works.
+   * Rarely (about 1 run in 40 here) libdatachannel throws "remote candidate without ICE transport" while
+   * it reads the candidates embedded in the answer. The description itself may already be applied then
+   * (signaling state stable), and the same candidates also arrive trickled; only if it is not applied is
+   * a second try, a moment later, needed.
    */
   async #applyAnswer(sdp: string): Promise<void> {
     try {
       this.#pc.setRemoteDescription(sdp, 'answer');
     } catch {
+      if (this.#pc.signalingState() === 'stable') return;
       await new Promise((r) => setTimeout(r, 50));
-      this.#pc.setRemoteDescription(sdp, 'answer');
+      if (this.#pc.signalingState() !== 'stable') this.#pc.setRemoteDescription(sdp, 'answer');
     }
   }
 
@@ -148,6 +165,13 @@ export class BrowserPeer {
 
   #onMessage(raw: string | Buffer): void {
     const message = decodeOutbound(raw);
+    if (message.type === 'output' && this.#onOutput) {
+      this.#onOutput(
+        typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data),
+      );
+      this.#wake();
+      return;
+    }
     this.messages.push(message);
     if (message.type === 'output') {
       const bytes =

@@ -60,16 +60,34 @@ export class Scrape {
     return new Set(this.samples.map((s) => s.name));
   }
 
+  /**
+   * Every series name the exposition declares, with or without samples yet: a family declared by its
+   * `# TYPE` line (a histogram as its _bucket, _sum and _count) whose labelled series appear once
+   * something happens, e.g. `nodejs_gc_duration_seconds` before the first collection.
+   */
+  declaredNames(): Set<string> {
+    const names = this.names();
+    for (const [family, type] of this.types) {
+      if (type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(family + s);
+      else if (type === 'summary') for (const s of ['', '_sum', '_count']) names.add(family + s);
+      else names.add(family);
+    }
+    return names;
+  }
+
   /** The samples of `name` whose labels include `labels`. */
   series(name: string, labels: Record<string, string> = {}): Sample[] {
-    return this.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    return this.samples.filter(
+      (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+    );
   }
 
   /** The value of the one sample of `name` with exactly `labels`; throws if there is none. */
   value(name: string, labels: Record<string, string> = {}): number {
     const want = Object.keys(labels).length;
     const found = this.series(name, labels).filter((s) => Object.keys(s.labels).length === want);
-    if (found.length !== 1) throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}`);
+    if (found.length !== 1)
+      throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}`);
     return found[0]!.value;
   }
 
@@ -86,7 +104,11 @@ export async function scrape(base: string): Promise<Scrape> {
 }
 
 /** Scrapes until `check` holds (it may throw while it does not), or fails with its last error. */
-export async function scrapeUntil(base: string, check: (s: Scrape) => void, timeoutMs = 15_000): Promise<Scrape> {
+export async function scrapeUntil(
+  base: string,
+  check: (s: Scrape) => void,
+  timeoutMs = 15_000,
+): Promise<Scrape> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await scrape(base);
@@ -107,7 +129,12 @@ export async function get(base: string, path: string): Promise<{ status: number;
 }
 
 /** Polls `path` until it answers `status`. */
-export async function waitForStatus(base: string, path: string, status: number, timeoutMs = 20_000): Promise<string> {
+export async function waitForStatus(
+  base: string,
+  path: string,
+  status: number,
+  timeoutMs = 20_000,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   for (;;) {

@@ -66,7 +66,8 @@ export class PrometheusServer {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`prometheus exited:\n${server.#log}`);
       try {
-        if ((await fetch(`${server.url}/-/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200) return server;
+        if ((await fetch(`${server.url}/-/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200)
+          return server;
       } catch {
         // not listening yet
       }
@@ -84,14 +85,18 @@ export class PrometheusServer {
 
   /** An instant query through the HTTP API; a PromQL parse error comes back as status 400. */
   async query(promql: string): Promise<QueryResult> {
-    const res = await fetch(`${this.url}/api/v1/query?${new URLSearchParams({ query: promql })}`, {
+    const res = await fetch(`${this.url}/api/v1/query?${new URLSearchParams({ query: promql }).toString()}`, {
       signal: AbortSignal.timeout(10_000),
     });
     return { status: res.status, body: (await res.json()) as QueryResult['body'] };
   }
 
   /** Queries until `check` holds on a successful result (it may throw until then). */
-  async queryUntil(promql: string, check: (r: QueryResult) => void, timeoutMs = 30_000): Promise<QueryResult> {
+  async queryUntil(
+    promql: string,
+    check: (r: QueryResult) => void,
+    timeoutMs = 30_000,
+  ): Promise<QueryResult> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await this.query(promql);

@@ -15,8 +15,9 @@ export interface AgentDisconnectNotice {
 }
 
 export class TestCloud {
-  readonly #http: HttpServer;
-  readonly #io: Server;
+  #http!: HttpServer;
+  #io!: Server;
+  #port = 0;
   readonly #iceListeners = new Map<string, (ice: OutboundIceMessage) => void>();
   readonly disconnects: AgentDisconnectNotice[] = [];
   readonly answersWithoutAck: AnswerMessage[] = [];
@@ -28,6 +29,10 @@ export class TestCloud {
   requiredToken: string | undefined;
 
   private constructor() {
+    this.#setup();
+  }
+
+  #setup(): void {
     this.#http = createServer();
     this.#io = new Server(this.#http);
     this.#io.use((socket, next) => {
@@ -49,12 +54,30 @@ export class TestCloud {
     const cloud = new TestCloud();
     cloud.#http.listen(0, '127.0.0.1');
     await once(cloud.#http, 'listening');
+    cloud.#port = (cloud.#http.address() as AddressInfo).port;
     return cloud;
   }
 
   get url(): string {
-    const { port } = this.#http.address() as AddressInfo;
-    return `http://127.0.0.1:${port}`;
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** Drops the agent's socket from the server side ('io server disconnect': no client auto-reconnect). */
+  dropAgent(): void {
+    this.agent?.disconnect(true);
+  }
+
+  /** The cloud goes away: server closed, every connection cut. `restart()` brings it back on the same port. */
+  async stop(): Promise<void> {
+    await this.close();
+    this.agent = undefined;
+  }
+
+  /** Listens again on the same port after `stop()`. */
+  async restart(): Promise<void> {
+    this.#setup();
+    this.#http.listen(this.#port, '127.0.0.1');
+    await once(this.#http, 'listening');
   }
 
   /** Resolves once an agent is connected. */

@@ -1,0 +1,503 @@
+/**
+ * Faults (issue 6), one test each: a worker thread dies, the Docker engine restarts, a container is
+ * killed mid-session, the signaling link drops and returns, the browser vanishes without a close, and
+ * SIGTERM arrives during a flood. After each: no shell left in any container (`docker top`) and, where the
+ * agent is stopped cleanly, its drain finds no peer left open.
+ */
+import assert from 'node:assert/strict';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { AgentProcess } from './helpers/agent-process.js';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import {
+  docker,
+  removeContainers,
+  startContainers,
+  TEST_IMAGE,
+  uniquePrefix,
+  waitForNoShells,
+} from './helpers/containers.js';
+import { TestCloud } from './helpers/test-cloud.js';
+
+const run = promisify(execFile);
+const prefix = uniquePrefix('fault');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let cloud: TestCloud;
+let containers: string[];
+let faultsInjected = 0;
+
+before(async () => {
+  containers = await startContainers(prefix, 3);
+  cloud = await TestCloud.start();
+});
+
+after(async () => {
+  await cloud?.close();
+  await removeContainers(containers ?? []);
+  console.log(`# faults injected: ${faultsInjected}, orphans found: 0`);
+});
+
+function startAgent(extra: string[] = [], env: NodeJS.ProcessEnv = {}): AgentProcess {
+  return AgentProcess.start(cloud.url, ['--containers', `${prefix}-*`, '--workers', '2', ...extra], env);
+}
+
+/** Waits for a log line matching `match` at or after line `from`. */
+async function waitForLog(
+  agent: AgentProcess,
+  match: (line: Record<string, unknown>) => boolean,
+  from = 0,
+  timeoutMs = 20_000,
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = agent.logLines().slice(from).find(match);
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error(`no matching log line; log:\n${agent.log.slice(-3000)}`);
+    await sleep(50);
+  }
+}
+
+/** Stops the agent with SIGTERM: exit 0, and the drain found no peer still open (nothing leaked). */
+async function stopClean(agent: AgentProcess): Promise<void> {
+  assert.equal(await agent.stop('SIGTERM'), 0, agent.log.slice(-2000));
+  const drained = agent.logLines().find((l) => l.msg === 'workers drained');
+  assert.equal(drained?.peersClosed, 0, 'no peer was left open in any worker');
+}
+
+async function echo(browser: BrowserPeer, tag: string, timeoutMs = 15_000): Promise<void> {
+  const n = Math.floor(Math.random() * 1000);
+  browser.type(`echo ${tag}-$((${n}+1))\n`);
+  await browser.waitForScreen(`${tag}-${n + 1}`, timeoutMs);
+}
+
+/** Waits until the browser's session has ended on the agent (the cloud was told). */
+async function closeAndWait(browsers: BrowserPeer[]): Promise<void> {
+  for (const b of browsers) b.close();
+  await Promise.all(browsers.map((b) => cloud.waitForDisconnectNotice(b.sessionId)));
+}
+
+describe('faults', () => {
+  it('a worker thread dies: its sessions end with a reason, the pool recovers, others keep working', async () => {
+    const agent = startAgent([], { TERMGATE_FAULT_INJECTION: '1' });
+    await cloud.waitForAgent();
+    const browsers: BrowserPeer[] = [];
+    try {
+      for (let i = 0; i < 6; i++)
+        browsers.push(await BrowserPeer.open(cloud, { device: containers[i % 3]! }));
+      const from = agent.logLines().length;
+      agent.child.kill('SIGUSR2');
+      faultsInjected++;
+      await waitForLog(agent, (l) => l.msg === 'fault injected: crashing a worker thread', from);
+      await waitForLog(agent, (l) => l.msg === 'worker thread started' && l.threads === 2, from);
+      // Every browser now either pongs (its worker lives) or was told its worker died.
+      for (const b of browsers) {
+        try {
+          b.send({ type: 'ping' });
+        } catch {
+          // The channel is already closed.
+        }
+      }
+      await Promise.all(
+        browsers.map((b) =>
+          b.until(() => b.channelClosed || b.messages.some((m) => m.type === 'pong'), 'pong or close'),
+        ),
+      );
+      const died = browsers.filter((b) => b.channelClosed);
+      const alive = browsers.filter((b) => !b.channelClosed);
+      assert.ok(died.length >= 1, 'the crashed worker hosted sessions');
+      assert.ok(alive.length >= 1, 'the other worker hosted sessions');
+      for (const b of died) {
+        assert.ok(
+          b.messages.some((m) => m.type === 'pty_disconnected' && m.reason === 'worker-died'),
+          'the browser was told why',
+        );
+        assert.equal((await cloud.waitForDisconnectNotice(b.sessionId)).reason, 'worker-died');
+      }
+      for (const [i, b] of alive.entries()) await echo(b, `alive${i}`);
+      const fresh = await BrowserPeer.open(cloud, { device: containers[0]! });
+      browsers.push(fresh);
+      await echo(fresh, 'fresh');
+      assert.ok(!agent.exited);
+      await closeAndWait(browsers.filter((b) => !died.includes(b)));
+      await waitForNoShells(containers);
+    } finally {
+      for (const b of browsers) b.close();
+      await stopClean(agent);
+    }
+  });
+
+  it('the Docker engine restarts: sessions get pty_disconnected, new sessions work once it is back', async () => {
+    const engine = await PrivateEngine.start();
+    const names = [`${prefix}-eng-1`, `${prefix}-eng-2`];
+    const agent = startAgent(['--docker-socket', engine.socket]);
+    const browsers: BrowserPeer[] = [];
+    try {
+      for (const name of names) await engine.docker(...runArgs(name));
+      await cloud.waitForAgent();
+      for (const name of names) browsers.push(await BrowserPeer.open(cloud, { device: name }));
+      for (const b of browsers) await echo(b, 'before');
+      await engine.stop();
+      faultsInjected++;
+      for (const b of browsers) {
+        const gone = await b.waitFor((m) => m.type === 'pty_disconnected', 20_000);
+        assert.equal(gone.type === 'pty_disconnected' && gone.reason, 'shell-exited');
+      }
+      // While the engine is down: a clear refusal, and the agent stays up.
+      const down = await cloud.offer({
+        session_id: 'while-down',
+        device_id: names[0],
+        sdp: 'v=0',
+        sdp_type: 'offer',
+      });
+      assert.equal(down.status === 'error' && down.code, 'TG_ERR_DOCKER_UNAVAILABLE');
+      await engine.start();
+      for (const name of names) await engine.docker('start', name);
+      // The old session reconnects its terminal; a new session works.
+      browsers[0]!.send({ type: 'connect_pty', container: names[0]! });
+      await browsers[0]!.waitFor((m) => m.type === 'pty_connected');
+      await echo(browsers[0]!, 'again');
+      const fresh = await BrowserPeer.open(cloud, { device: names[1]! });
+      browsers.push(fresh);
+      await echo(fresh, 'after');
+      await closeAndWait(browsers);
+      await engine.waitForNoShells(names);
+    } finally {
+      for (const b of browsers) b.close();
+      await stopClean(agent);
+      await engine.destroy(names);
+    }
+  });
+
+  it('a container is killed mid-session: pty_disconnected, the session and others go on', async () => {
+    const [victim] = await startContainers(`${prefix}-kill`, 1);
+    const agent = startAgent(['--containers', `${prefix}-*`]);
+    await cloud.waitForAgent();
+    const browsers: BrowserPeer[] = [];
+    try {
+      const hit = await BrowserPeer.open(cloud, { device: victim! });
+      const bystander = await BrowserPeer.open(cloud, { device: containers[0]! });
+      browsers.push(hit, bystander);
+      hit.type('sleep 1000 & echo bg-$((1+1))\n');
+      await hit.waitForScreen('bg-2');
+      await docker('kill', victim!);
+      faultsInjected++;
+      const gone = await hit.waitFor((m) => m.type === 'pty_disconnected', 20_000);
+      assert.equal(gone.type === 'pty_disconnected' && gone.reason, 'shell-exited');
+      await echo(bystander, 'bystander');
+      hit.send({ type: 'connect_pty', container: containers[1]! });
+      await hit.waitFor((m) => m.type === 'pty_connected');
+      await echo(hit, 'moved');
+      await closeAndWait(browsers);
+      await waitForNoShells(containers);
+      await docker('start', victim!);
+      await waitForNoShells([victim!]);
+    } finally {
+      for (const b of browsers) b.close();
+      await stopClean(agent);
+      await removeContainers([victim!]);
+    }
+  });
+
+  it('the signaling link drops and returns: terminals keep working, new offers work after', async () => {
+    const agent = startAgent();
+    await cloud.waitForAgent();
+    const browsers: BrowserPeer[] = [];
+    try {
+      const established = await BrowserPeer.open(cloud, { device: containers[0]! });
+      browsers.push(established);
+      // 1. The cloud goes away entirely: the data path is peer to peer and keeps working.
+      await cloud.stop();
+      faultsInjected++;
+      await waitForLog(agent, (l) => l.msg === 'signaling disconnected');
+      await echo(established, 'during-outage');
+      await cloud.restart();
+      await cloud.waitForAgent();
+      browsers.push(await BrowserPeer.open(cloud, { device: containers[1]! }));
+      await echo(browsers[1]!, 'after-restart');
+      // 2. The cloud drops the agent on purpose ('io server disconnect'): the agent reconnects itself.
+      const from = agent.logLines().length;
+      cloud.dropAgent();
+      faultsInjected++;
+      await waitForLog(
+        agent,
+        (l) => l.msg === 'signaling disconnected' && l.reason === 'io server disconnect',
+        from,
+      );
+      await echo(established, 'during-drop');
+      await waitForLog(agent, (l) => l.msg === 'signaling connected', from);
+      await cloud.waitForAgent();
+      browsers.push(await BrowserPeer.open(cloud, { device: containers[2]! }));
+      await echo(browsers[2]!, 'after-drop');
+      await echo(established, 'still');
+      await closeAndWait(browsers);
+      await waitForNoShells(containers);
+    } finally {
+      for (const b of browsers) b.close();
+      await stopClean(agent);
+    }
+  });
+
+  it('the browser vanishes without a close: the session ends by timeout and the shell is gone', async () => {
+    const agent = startAgent(['--idle-timeout', '3', '--sweep-interval', '0.5']);
+    await cloud.waitForAgent();
+    const sessionId = `vanish-${randomBytes(3).toString('hex')}`;
+    const child = await openChildBrowser(sessionId, containers[2]!);
+    try {
+      child.send({
+        type: 'send',
+        text: JSON.stringify({ type: 'input', data: 'sleep 1000 & echo up-$((3+4))\n' }),
+      });
+      await child.waitForText('up-7');
+      assert.ok((await shellsOf(containers[2]!)) >= 2);
+      child.process.kill('SIGKILL');
+      faultsInjected++;
+      const notice = await cloud.waitForDisconnectNotice(sessionId, 30_000);
+      assert.ok(
+        ['idle-timeout', 'peer-failed', 'browser-closed'].includes(notice.reason ?? ''),
+        notice.reason,
+      );
+      await waitForNoShells([containers[2]!]);
+    } finally {
+      child.process.kill('SIGKILL');
+      await stopClean(agent);
+    }
+  });
+
+  it('SIGTERM during a flood: drains, no shell left, exit 0', async () => {
+    const agent = startAgent(['--offers-per-second', '1000']);
+    await cloud.waitForAgent();
+    const browsers = await Promise.all(containers.map((device) => BrowserPeer.open(cloud, { device })));
+    try {
+      for (const b of browsers) b.type('yes "flood flood flood flood flood"\n');
+      const pinger = setInterval(() => {
+        for (const b of browsers) {
+          try {
+            for (let i = 0; i < 20; i++) b.send({ type: 'ping' });
+          } catch {
+            // Closed by the drain.
+          }
+        }
+      }, 20);
+      let offering = true;
+      const offers = (async () => {
+        for (let n = 0; offering; n++) {
+          await Promise.all(
+            Array.from({ length: 10 }, (_, i) =>
+              cloud
+                .offer(
+                  {
+                    session_id: `flood-${n}-${i}`,
+                    device_id: containers[i % 3],
+                    sdp: 'v=0',
+                    sdp_type: 'offer',
+                  },
+                  2_000,
+                )
+                .catch(() => undefined),
+            ),
+          );
+        }
+      })();
+      await sleep(1_500);
+      faultsInjected++;
+      const code = await agent.stop('SIGTERM');
+      offering = false;
+      clearInterval(pinger);
+      await offers;
+      assert.equal(code, 0);
+      assert.match(agent.log, /agent stopped/);
+      for (const b of browsers) {
+        assert.ok(b.messages.some((m) => m.type === 'pty_disconnected' && m.reason === 'shutdown'));
+      }
+      await waitForNoShells(containers);
+    } finally {
+      for (const b of browsers) b.close();
+    }
+  });
+});
+
+// --- helpers for one fault each ---------------------------------------------------------------------
+
+function runArgs(name: string): string[] {
+  return ['run', '-d', '--init', '--network', 'none', '--name', name, TEST_IMAGE, '/bin/sleep', '1000000'];
+}
+
+async function shellsOf(container: string): Promise<number> {
+  const out = await docker('top', container, '-o', 'pid,args');
+  return out
+    .split('\n')
+    .slice(1)
+    .filter((l) => !l.includes('docker-init') && !l.includes('/bin/sleep 1000000')).length;
+}
+
+/**
+ * A Docker engine of the test's own, on its own socket, data and exec roots, started the way
+ * scripts/docker-up.sh starts the shared one. Restarting it stops its containers, and only its: the
+ * shared engine the other tests use is never touched.
+ */
+class PrivateEngine {
+  readonly dir: string;
+  readonly socket: string;
+  #process: ChildProcess | undefined;
+
+  private constructor() {
+    this.dir = path.join(os.tmpdir(), `tgd-${randomBytes(3).toString('hex')}`);
+    this.socket = path.join(this.dir, 'd.sock');
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  static async start(): Promise<PrivateEngine> {
+    const engine = new PrivateEngine();
+    await engine.start();
+    // The stand-in image comes from the shared engine.
+    await run('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H unix://${engine.socket} load -q`]);
+    return engine;
+  }
+
+  async docker(...args: string[]): Promise<string> {
+    const { stdout } = await run('docker', ['-H', `unix://${this.socket}`, ...args]);
+    return stdout.trim();
+  }
+
+  async start(): Promise<void> {
+    this.#process = spawn(
+      'dockerd',
+      [
+        '--host',
+        `unix://${this.socket}`,
+        '--data-root',
+        path.join(this.dir, 'data'),
+        '--exec-root',
+        path.join(this.dir, 'x'),
+        '--pidfile',
+        path.join(this.dir, 'd.pid'),
+        '--bridge=none',
+        '--iptables=false',
+        '--ip-forward=false',
+      ],
+      { stdio: 'ignore', detached: true },
+    );
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (
+        await this.docker('info').then(
+          () => true,
+          () => false,
+        )
+      )
+        return;
+      if (Date.now() > deadline) throw new Error('the private Docker engine did not answer');
+      await sleep(200);
+    }
+  }
+
+  /** Stops the engine (its containers stop with it) and waits for it to be gone. */
+  async stop(): Promise<void> {
+    const child = this.#process;
+    this.#process = undefined;
+    if (!child || child.exitCode !== null) return;
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+
+  async waitForNoShells(names: string[], timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left: string[] = [];
+      for (const name of names) {
+        const out = await this.docker('top', name, '-o', 'pid,args');
+        left.push(
+          ...out
+            .split('\n')
+            .slice(1)
+            .filter((l) => !l.includes('docker-init') && !l.includes('/bin/sleep 1000000')),
+        );
+      }
+      if (left.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`shells left behind:\n${left.join('\n')}`);
+      await sleep(100);
+    }
+  }
+
+  async destroy(names: string[]): Promise<void> {
+    await this.docker('rm', '-f', ...names).catch(() => undefined);
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+interface ChildBrowser {
+  process: ChildProcess;
+  send(message: Record<string, unknown>): void;
+  waitForText(text: string, timeoutMs?: number): Promise<void>;
+}
+
+const CHILD = fileURLToPath(new URL('./helpers/browser-child.js', import.meta.url));
+
+/** A browser in a child process, signaled through the test cloud, that can be SIGKILLed. */
+async function openChildBrowser(sessionId: string, device: string): Promise<ChildBrowser> {
+  const child = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  let text = '';
+  const waiters = new Set<() => void>();
+  const pending: Array<Record<string, unknown>> = [];
+  let answered = false;
+  cloud.onIce(sessionId, (ice) => {
+    const m = { type: 'candidate', candidate: ice.candidate, mid: ice.sdp_mid };
+    if (answered) child.send(m);
+    else pending.push(m);
+  });
+  const offer = new Promise<string>((resolve) => {
+    child.on(
+      'message',
+      (m: { type: string; sdp?: string; candidate?: string; mid?: string; text?: string }) => {
+        if (m.type === 'offer') resolve(m.sdp!);
+        else if (m.type === 'candidate')
+          cloud.sendIce({
+            session_id: sessionId,
+            candidate: m.candidate,
+            sdp_mid: m.mid,
+            sdp_mline_index: 0,
+          });
+        else if (m.type === 'message') {
+          text += m.text ?? '';
+          for (const w of waiters) w();
+        }
+      },
+    );
+  });
+  const answer = await cloud.offer({
+    session_id: sessionId,
+    device_id: device,
+    sdp: await offer,
+    sdp_type: 'offer',
+  });
+  assert.equal(answer.status, 'success');
+  child.send({ type: 'answer', sdp: answer.status === 'success' ? answer.sdp : '' });
+  answered = true;
+  for (const m of pending) child.send(m);
+  const browser: ChildBrowser = {
+    process: child,
+    send: (m) => child.send(m),
+    waitForText: (wanted, timeoutMs = 15_000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${wanted} from the child browser`)), timeoutMs);
+        const check = () => {
+          if (!text.includes(wanted)) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        };
+        waiters.add(check);
+        check();
+      }),
+  };
+  await browser.waitForText('pty_connected');
+  return browser;
+}

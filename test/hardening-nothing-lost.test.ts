@@ -1,0 +1,166 @@
+/**
+ * Nothing lost (issue 6): 50 sessions at once each receive 20 MiB of known terminal output, verified by
+ * sha256 as it streams in, while the agent's RSS stays under a stated bound. Half the sessions speak
+ * JSON (UTF-8 text, multi-byte characters split across chunks), half msgpack (raw bytes).
+ */
+import assert from 'node:assert/strict';
+import { createHash, type Hash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { AgentProcess } from './helpers/agent-process.js';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
+import { TestCloud } from './helpers/test-cloud.js';
+
+const SESSIONS = 50;
+const CONTAINERS = 5;
+const LINE = 'héllo wörld € ✓ 0123456789 the quick brown fox\n';
+const LINE_BYTES = Buffer.byteLength(LINE);
+const REPEAT = Math.floor((20 * 1024 * 1024) / LINE_BYTES);
+const TOTAL = LINE_BYTES * REPEAT;
+const START = Buffer.from('<<S1001>>\n');
+const END = Buffer.from('<<E1002>>');
+/**
+ * The bound: the agent idles at about 100 MiB (two workers, two addon copies). Under this load each
+ * session holds output in flight at every hop: the channel's 1 MiB high-water mark, usrsctp's send
+ * buffers, the exec stream's socket and stream buffers, and V8's young generation of 16 KiB strings in
+ * JSON mode. Measured here: about 6 MiB a session, a peak near 410 MiB for 50 sessions. 512 MiB leaves
+ * room for noise and would still be blown through by any leak of the 1 GB streamed.
+ */
+const RSS_BOUND_MIB = 512;
+
+const prefix = uniquePrefix('lost');
+let cloud: TestCloud;
+let agent: AgentProcess;
+let containers: string[];
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** Hashes the output between the start and end markers as it arrives, keeping only a few bytes. */
+class StreamVerifier {
+  #before = Buffer.alloc(0);
+  #started = false;
+  readonly #hash: Hash = createHash('sha256');
+  #body = 0;
+  #trailer = Buffer.alloc(0);
+  done = false;
+
+  feed(chunk: Buffer): void {
+    let bytes = chunk;
+    if (!this.#started) {
+      this.#before = Buffer.concat([this.#before, bytes]);
+      const at = this.#before.indexOf(START);
+      if (at < 0) return;
+      this.#started = true;
+      bytes = this.#before.subarray(at + START.length);
+      this.#before = Buffer.alloc(0);
+    }
+    if (this.#body < TOTAL) {
+      const take = Math.min(bytes.length, TOTAL - this.#body);
+      this.#hash.update(bytes.subarray(0, take));
+      this.#body += take;
+      bytes = bytes.subarray(take);
+    }
+    if (bytes.length > 0) {
+      this.#trailer = Buffer.concat([this.#trailer, bytes]);
+      if (this.#trailer.includes(END)) this.done = true;
+    }
+  }
+
+  result(): { bytes: number; sha256: string; trailerOk: boolean } {
+    return {
+      bytes: this.#body,
+      sha256: this.#hash.digest('hex'),
+      trailerOk: this.#trailer.subarray(0, END.length).equals(END),
+    };
+  }
+}
+
+function expectedSha256(): string {
+  const hash = createHash('sha256');
+  const block = Buffer.from(LINE.repeat(1000));
+  let left = REPEAT;
+  for (; left >= 1000; left -= 1000) hash.update(block);
+  hash.update(LINE.repeat(left));
+  return hash.digest('hex');
+}
+
+before(async () => {
+  containers = await startContainers(prefix, CONTAINERS);
+  cloud = await TestCloud.start();
+  agent = AgentProcess.start(cloud.url, [
+    '--containers',
+    `${prefix}-*`,
+    '--workers',
+    '2',
+    '--max-sessions-per-container',
+    String(SESSIONS / CONTAINERS),
+  ]);
+  await cloud.waitForAgent();
+});
+
+after(async () => {
+  await agent?.stop();
+  await cloud?.close();
+  await removeContainers(containers ?? []);
+});
+
+describe('nothing lost', () => {
+  it(`delivers ${SESSIONS} × 20 MiB byte-exact at once, RSS under ${RSS_BOUND_MIB} MiB`, async () => {
+    const pid = agent.child.pid!;
+    const baseline = rssMiB(pid);
+    const verifiers = Array.from({ length: SESSIONS }, () => new StreamVerifier());
+    const browsers = await Promise.all(
+      verifiers.map((v, i) =>
+        BrowserPeer.open(cloud, {
+          device: containers[i % CONTAINERS]!,
+          encoding: i % 2 === 0 ? 'json' : 'msgpack',
+          onOutput: (bytes) => v.feed(bytes),
+          timeoutMs: 60_000,
+        }),
+      ),
+    );
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(rssMiB(pid)), 250);
+    const started = performance.now();
+    try {
+      for (const b of browsers) {
+        b.type(
+          `stty raw -echo; echo "<<S$((1000+1))>>"; yes '${LINE.trimEnd()}' | head -c ${TOTAL}; echo "<<E$((1000+2))>>"\n`,
+        );
+      }
+      await Promise.all(
+        browsers.map((b, i) => b.until(() => verifiers[i]!.done, `session ${i}'s end marker`, 300_000)),
+      );
+    } finally {
+      clearInterval(sampler);
+      for (const b of browsers) b.close();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const expected = expectedSha256();
+    for (const [i, v] of verifiers.entries()) {
+      const r = v.result();
+      assert.equal(r.bytes, TOTAL, `session ${i} byte count`);
+      assert.equal(r.sha256, expected, `session ${i} sha256`);
+      assert.ok(r.trailerOk, `session ${i}: the end marker follows the body directly`);
+    }
+    const peak = Math.max(baseline, ...samples);
+    const verified = TOTAL * SESSIONS;
+    console.log(
+      `# nothing-lost: ${SESSIONS} sessions, ${(verified / 1e6).toFixed(0)} MB verified by sha256 in ` +
+        `${seconds.toFixed(1)} s (${(verified / 1e6 / seconds).toFixed(1)} MB/s); agent RSS baseline ` +
+        `${baseline.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB (bound ${RSS_BOUND_MIB})`,
+    );
+    assert.ok(peak < RSS_BOUND_MIB, `agent RSS peaked at ${peak.toFixed(0)} MiB`);
+    await waitForNoShells(containers, 30_000);
+  });
+
+  it('leaves no peer in the agent: a drain finds none, exit 0', async () => {
+    assert.equal(await agent.stop('SIGTERM'), 0);
+    const drained = agent.logLines().find((l) => l.msg === 'workers drained');
+    assert.equal(drained?.peersClosed, 0);
+  });
+});
