@@ -103,7 +103,6 @@ describe('bulk output', () => {
     });
   }
 
-
   it('leaves no shell behind', async () => {
     await waitForNoShells(containers);
   });

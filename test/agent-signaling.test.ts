@@ -62,7 +62,9 @@ before(async () => {
 after(async () => {
   await agent?.stop();
   await cloud?.close();
-  await removeContainers([...(containers ?? []), stopped, ...(outsider ?? [])].filter((n): n is string => Boolean(n)));
+  await removeContainers(
+    [...(containers ?? []), stopped, ...(outsider ?? [])].filter((n): n is string => Boolean(n)),
+  );
   cleanupPeers();
 });
 

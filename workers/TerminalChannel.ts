@@ -17,6 +17,9 @@ import { SafeEmitter } from '../src/SafeEmitter.js';
 import type { DataChannel } from './native-addon.js';
 import { completeUtf8Length, utf8Chunks } from './utf8.js';
 
+/** Output arriving within this long of the last flush is treated as a stream and batched. */
+const STREAM_WINDOW_MS = 2;
+
 export interface TerminalChannelOptions {
   maxMessageBytes: number;
   outputChunkBytes: number;
@@ -47,6 +50,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #flushScheduled = false;
+  #lastFlushMs = -Infinity;
   #closed = false;
   readonly #limiter: RateLimiter;
   /** In a rate-limited episode: the browser was told once, later messages are dropped silently. */
@@ -96,9 +100,11 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   }
 
   /**
-   * Queues terminal output. A TTY hands over about 1 KiB per read; coalescing the reads of one event
-   * loop turn into messages of up to `outputChunkBytes` cuts the per-message cost (SCTP framing,
-   * encoding, the browser's onmessage) about tenfold, for at most one turn of added latency.
+   * Queues terminal output. A TTY hands over one small read at a time (often a few hundred bytes, one
+   * per event-loop turn), and each message has a fixed cost (SCTP framing, encoding, the browser's
+   * onmessage). Output after a quiet spell (a keystroke's echo) goes out on the next turn; output that
+   * follows output within `STREAM_WINDOW_MS` is a stream and is gathered for up to that long, into
+   * messages of up to `outputChunkBytes`.
    */
   sendOutput(chunk: Buffer): void {
     this.#pending.push(chunk);
@@ -106,7 +112,9 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     if (this.#pendingBytes >= this.#options.outputChunkBytes) this.#flushOutput();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(() => this.#flushOutput());
+      const streaming = performance.now() - this.#lastFlushMs < STREAM_WINDOW_MS;
+      if (streaming) setTimeout(() => this.#flushOutput(), STREAM_WINDOW_MS);
+      else setImmediate(() => this.#flushOutput());
     }
   }
 
@@ -114,6 +122,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   #flushOutput(): void {
     this.#flushScheduled = false;
     if (this.#pendingBytes === 0) return;
+    this.#lastFlushMs = performance.now();
     const queued = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
     this.#pending = [];
     this.#pendingBytes = 0;

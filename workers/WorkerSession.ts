@@ -42,6 +42,8 @@ export class WorkerSession {
   #size = { cols: DEFAULT_COLS, rows: DEFAULT_ROWS };
   #inputRefused = false;
   #ready = false;
+  /** A PTY that failed before the channel opened; reported at open. */
+  #earlyPtyError: ErrorData | undefined;
   #nextRequestId = 1;
   readonly #ptyRequests = new Map<number, { cols: number; rows: number }>();
   #result: Promise<SessionResult> | undefined;
@@ -86,6 +88,9 @@ export class WorkerSession {
     }
     // Attached after the answer so candidates that were queued on the port meet a remote description.
     this.#port.on('message', (message: MainToWorker) => this.#onMainMessage(message));
+    // The exec is created while ICE and DTLS run, not after: setup then costs the slower of the two, not
+    // their sum. Its output waits (paused) until the channel is open.
+    void this.#openPty(this.#task.container, this.#size);
     return this.#finished;
   }
 
@@ -183,7 +188,17 @@ export class WorkerSession {
     if (!this.#channel || this.closing || this.#ready) return;
     this.#ready = true;
     this.#channel.send({ type: 'ready' });
-    void this.#openPty(this.#task.container, this.#size);
+    if (this.#pty) this.#announcePty(this.#pty);
+    else if (this.#earlyPtyError) this.#channel.sendError(this.#earlyPtyError);
+    this.#earlyPtyError = undefined;
+  }
+
+  /** Tells the browser and the main thread that a PTY is live, and lets its output flow. */
+  #announcePty(pty: PtyBridge): void {
+    this.#channel?.send({ type: 'pty_connected', container: pty.container });
+    this.#post({ type: 'pty-opened', container: pty.container });
+    this.#setState('connected');
+    pty.resume();
   }
 
   #onBrowserMessage(message: InboundMessage): void {
@@ -250,8 +265,10 @@ export class WorkerSession {
         maxPendingInputBytes: this.#task.settings.maxPendingInputBytes,
       });
     } catch (err) {
-      if (generation === this.#ptyGeneration)
-        this.#channel?.sendError(toErrorData(err, ErrorCodes.PTY_FAILED));
+      if (generation !== this.#ptyGeneration) return;
+      const error = toErrorData(err, ErrorCodes.PTY_FAILED);
+      if (this.#ready) this.#channel?.sendError(error);
+      else this.#earlyPtyError = error; // told once the channel opens
       return;
     }
     if (generation !== this.#ptyGeneration || this.closing) {
@@ -262,9 +279,8 @@ export class WorkerSession {
     this.#size = size;
     pty.on('data', (chunk) => this.#onPtyOutput(chunk));
     pty.on('exit', () => void this.#onPtyExit(pty));
-    this.#channel?.send({ type: 'pty_connected', container });
-    this.#post({ type: 'pty-opened', container });
-    this.#setState('connected');
+    if (this.#ready) this.#announcePty(pty);
+    else pty.pause();
   }
 
   #onPtyOutput(chunk: Buffer): void {

@@ -5,7 +5,12 @@
 import Docker from 'dockerode';
 import type { Duplex } from 'node:stream';
 
-export async function directTtyRun(container: string, command: string, endMarker: string, timeoutMs = 120_000) {
+export async function directTtyRun(
+  container: string,
+  command: string,
+  endMarker: string,
+  timeoutMs = 120_000,
+) {
   const docker = new Docker({ socketPath: process.env.TERMGATE_DOCKER_SOCKET ?? '/var/run/docker.sock' });
   const exec = await docker.getContainer(container).exec({
     Cmd: ['/bin/sh'],
