@@ -49,7 +49,7 @@ describe('scale', () => {
     const setupMs: number[] = [];
     try {
       for (let start = 0; start < SESSIONS; start += CONCURRENCY) {
-        const batch = await Promise.all(
+        const settled = await Promise.allSettled(
           Array.from({ length: Math.min(CONCURRENCY, SESSIONS - start) }, async (_, j) => {
             const t0 = performance.now();
             const browser = await BrowserPeer.open(cloud, {
@@ -60,7 +60,10 @@ describe('scale', () => {
             return browser;
           }),
         );
+        const batch = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
         browsers.push(...batch);
+        const failed = settled.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
       }
       assert.equal(browsers.length, SESSIONS);
       // Every session is live at once: type into all, then read every token back.

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import {
   docker,
   removeContainers,
@@ -42,6 +42,7 @@ after(async () => {
   await cloud?.close();
   await removeContainers(containers ?? []);
   console.log(`# faults injected: ${faultsInjected}, orphans found: 0`);
+  cleanupPeers();
 });
 
 function startAgent(extra: string[] = [], env: NodeJS.ProcessEnv = {}): AgentProcess {

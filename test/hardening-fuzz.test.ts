@@ -12,7 +12,7 @@ import { ErrorCodes } from '../src/errors.js';
 import { iceSchema } from '../src/protocol/signaling-messages.js';
 import { decodeInbound } from '../src/protocol/terminal-messages.js';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -90,6 +90,7 @@ after(async () => {
   assert.equal(await agent?.stop(), 0);
   await cloud?.close();
   await removeContainers(containers ?? []);
+  cleanupPeers();
 });
 
 const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }));

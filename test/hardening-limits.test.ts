@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -60,6 +60,7 @@ after(async () => {
   assert.equal(agent.logLines().find((l) => l.msg === 'workers drained')?.peersClosed, 0);
   await cloud?.close();
   await removeContainers(containers ?? []);
+  cleanupPeers();
 });
 
 /** The offer token bucket refills in a second; each test starts with a full one. */

@@ -8,7 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -106,6 +106,7 @@ after(async () => {
   await agent?.stop();
   await cloud?.close();
   await removeContainers(containers ?? []);
+  cleanupPeers();
 });
 
 describe('nothing lost', () => {

@@ -13,7 +13,7 @@ import { addAgentOptions, resolveAgentConfig, type AgentFlags } from '../src/con
 import { ContainerAccess } from '../src/containers/ContainerAccess.js';
 import { TermgateError } from '../src/errors.js';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import {
   docker,
   removeContainers,
@@ -61,6 +61,7 @@ after(async () => {
   console.log(
     `# security: ${inputsTried} container names tried, none reached a container outside the selector`,
   );
+  cleanupPeers();
 });
 
 /** Names that try to get out of `${prefix}-*`. */

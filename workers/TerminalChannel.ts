@@ -151,6 +151,15 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     this.send({ type: 'error', code: error.code, message: error.message });
   }
 
+  /** Resolves once queued output is sent and the send buffer is empty, or after `timeoutMs`. */
+  async flushed(timeoutMs: number): Promise<void> {
+    this.#flushOutput();
+    const deadline = performance.now() + timeoutMs;
+    while (this.isOpen && this.#dc.bufferedAmount() > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -21,6 +21,8 @@ import { Peer, type PeerState } from './Peer.js';
 import { PtyBridge } from './PtyBridge.js';
 import { TerminalChannel } from './TerminalChannel.js';
 
+/** How long a closing session waits for its last messages to leave the channel. */
+const CLOSE_FLUSH_MS = 1000;
 const DEFAULT_COLS = 80;
 const DEFAULT_ROWS = 24;
 /**
@@ -105,10 +107,13 @@ export class WorkerSession {
     this.#ptyGeneration++;
     const pty = this.#pty;
     this.#pty = undefined;
+    // The shell goes first so no output follows the goodbye; the goodbye is flushed before the channel
+    // closes, so the browser learns why its session ended.
+    await pty?.close();
     if (this.#channel?.isOpen && reason !== 'browser-closed') {
       this.#channel.send({ type: 'pty_disconnected', reason });
+      await this.#channel.flushed(CLOSE_FLUSH_MS);
     }
-    await pty?.close();
     this.#channel?.close();
     this.#peer.close();
     this.#post({ type: 'state', state: 'closed' });

@@ -43,6 +43,8 @@ export class BrowserPeer {
   answer: AnswerMessage | undefined;
   /** Candidates the agent trickled to us. */
   readonly agentCandidates: string[] = [];
+  /** Peer and ICE states in the order seen, for diagnosing a session that never opened. */
+  readonly states: string[] = [];
   readonly #cloud: TestCloud;
   readonly #pc: PeerConnection;
   readonly #dc: DataChannel;
@@ -82,6 +84,8 @@ export class BrowserPeer {
       if (this.#pendingCandidates) this.#pendingCandidates.push([ice.candidate, ice.sdp_mid]);
       else this.#addCandidate(ice.candidate, ice.sdp_mid);
     });
+    this.#pc.onStateChange((state) => this.states.push(state));
+    this.#pc.onIceStateChange((state) => this.states.push(`ice:${state}`));
     this.#dc = this.#pc.createDataChannel('terminal');
     this.#dc.onMessage((raw) => this.#onMessage(raw as string | Buffer));
     this.#dc.onClosed(() => {
@@ -137,9 +141,14 @@ export class BrowserPeer {
     try {
       this.#pc.setRemoteDescription(sdp, 'answer');
     } catch {
-      if (this.#pc.signalingState() === 'stable') return;
-      await new Promise((r) => setTimeout(r, 50));
-      if (this.#pc.signalingState() !== 'stable') this.#pc.setRemoteDescription(sdp, 'answer');
+      if (this.#pc.signalingState() !== 'stable') {
+        await new Promise((r) => setTimeout(r, 50));
+        if (this.#pc.signalingState() !== 'stable') this.#pc.setRemoteDescription(sdp, 'answer');
+      }
+      // The candidates embedded in the answer may have been dropped with the error: add them again.
+      for (const line of sdp.split(/\r?\n/)) {
+        if (line.startsWith('a=candidate:')) this.#addCandidate(line.slice(2), '0');
+      }
     }
   }
 
@@ -239,7 +248,13 @@ export class BrowserPeer {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters.delete(waiter);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+        const seen = this.messages.map((m) => (m.type === 'output' ? 'output' : JSON.stringify(m))).slice(-8);
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; last messages: ${seen.join(' ')}; ` +
+              `states: ${this.states.join(',')}; agent candidates: ${this.agentCandidates.length}`,
+          ),
+        );
       }, timeoutMs);
       const waiter = () => {
         if (!check()) return;
