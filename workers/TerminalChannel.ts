@@ -160,6 +160,28 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     }
   }
 
+  /**
+   * Closes the channel the orderly way: the stream reset is queued behind the data already sent, and
+   * the remote's acknowledgement (`onClosed`) means it has everything. Waits at most `timeoutMs`.
+   */
+  async closeGracefully(timeoutMs: number): Promise<void> {
+    if (this.#closed) return;
+    const closed = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    try {
+      this.#dc.close();
+    } catch {
+      // Already closed natively: onClosed has fired or will not.
+    }
+    await closed;
+    this.close();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -23,6 +23,8 @@ import { TerminalChannel } from './TerminalChannel.js';
 
 /** How long a closing session waits for its last messages to leave the channel. */
 const CLOSE_FLUSH_MS = 1000;
+/** Input messages kept while a resize is in flight (a resize takes milliseconds; typing is slower). */
+const MAX_INPUT_HELD_FOR_RESIZE = 256;
 const DEFAULT_COLS = 80;
 const DEFAULT_ROWS = 24;
 /**
@@ -44,6 +46,8 @@ export class WorkerSession {
   #size = { cols: DEFAULT_COLS, rows: DEFAULT_ROWS };
   #inputRefused = false;
   #ready = false;
+  #resizesInFlight = 0;
+  #inputHeldForResize: Array<string | Uint8Array> = [];
   /** A PTY that failed before the channel opened; reported at open. */
   #earlyPtyError: ErrorData | undefined;
   #nextRequestId = 1;
@@ -107,12 +111,15 @@ export class WorkerSession {
     this.#ptyGeneration++;
     const pty = this.#pty;
     this.#pty = undefined;
-    // The shell goes first so no output follows the goodbye; the goodbye is flushed before the channel
-    // closes, so the browser learns why its session ended.
+    // No output may follow the goodbye; the goodbye is flushed and the channel closed in order (its
+    // stream reset queued behind the data) before the peer goes, so the browser learns why it ended.
+    pty?.removeAllListeners('data');
+    const goodbye = this.#channel?.isOpen && reason !== 'browser-closed';
+    if (goodbye) this.#channel!.send({ type: 'pty_disconnected', reason });
     await pty?.close();
-    if (this.#channel?.isOpen && reason !== 'browser-closed') {
-      this.#channel.send({ type: 'pty_disconnected', reason });
-      await this.#channel.flushed(CLOSE_FLUSH_MS);
+    if (goodbye) {
+      await this.#channel!.flushed(CLOSE_FLUSH_MS);
+      await this.#channel!.closeGracefully(CLOSE_FLUSH_MS);
     }
     this.#channel?.close();
     this.#peer.close();
@@ -212,10 +219,7 @@ export class WorkerSession {
         this.#writeInput(message.data);
         break;
       case 'resize':
-        this.#size = { cols: message.cols, rows: message.rows };
-        this.#pty
-          ?.resize(message.cols, message.rows)
-          .catch((err: unknown) => this.#channel?.sendError(toErrorData(err)));
+        this.#resize(message.cols, message.rows);
         break;
       case 'ping':
         this.#channel?.send({ type: 'pong' });
@@ -235,7 +239,31 @@ export class WorkerSession {
     }
   }
 
+  /**
+   * Resizes through the engine (an HTTP call) while input goes straight down the exec stream; input that
+   * arrives meanwhile waits, so "resize, then run stty" sees the new size.
+   */
+  #resize(cols: number, rows: number): void {
+    this.#size = { cols, rows };
+    const pty = this.#pty;
+    if (!pty) return;
+    this.#resizesInFlight++;
+    pty
+      .resize(cols, rows)
+      .catch((err: unknown) => this.#channel?.sendError(toErrorData(err)))
+      .finally(() => {
+        if (--this.#resizesInFlight > 0) return;
+        const held = this.#inputHeldForResize;
+        this.#inputHeldForResize = [];
+        for (const data of held) this.#writeInput(data);
+      });
+  }
+
   #writeInput(data: string | Uint8Array): void {
+    if (this.#resizesInFlight > 0 && this.#inputHeldForResize.length < MAX_INPUT_HELD_FOR_RESIZE) {
+      this.#inputHeldForResize.push(data);
+      return;
+    }
     if (!this.#pty?.alive) {
       this.#channel?.sendError({
         code: ErrorCodes.PTY_NOT_CONNECTED,

@@ -59,6 +59,7 @@ export class BrowserPeer {
 
   /** Our candidates, held back until the answer when `candidatesAfterAnswer` is set. */
   #heldCandidates: Array<Record<string, unknown>> | undefined;
+  #holdUntilAnswer = false;
 
   private constructor(cloud: TestCloud, sessionId: string, encoding: Encoding, holdCandidates: boolean) {
     this.#cloud = cloud;
@@ -68,7 +69,10 @@ export class BrowserPeer {
       iceServers: [],
       bindAddress: '127.0.0.1',
     });
-    if (holdCandidates) this.#heldCandidates = [];
+    // Candidates wait at least until the offer is on the wire (a browser's signaling sends the offer
+    // first), and with `holdCandidates` until the answer is in.
+    this.#heldCandidates = [];
+    this.#holdUntilAnswer = holdCandidates;
     this.#pc.onLocalCandidate((candidate, mid) => {
       const ice = {
         session_id: sessionId,
@@ -116,19 +120,25 @@ export class BrowserPeer {
 
   async #negotiate(device: string, timeoutMs: number): Promise<void> {
     const offer = await this.#localOffer(timeoutMs);
-    const answer = await this.#cloud.offer(
+    const answered = this.#cloud.offer(
       { session_id: this.sessionId, device_id: device, sdp: offer, sdp_type: 'offer' },
       timeoutMs,
     );
+    if (!this.#holdUntilAnswer) this.#releaseCandidates();
+    const answer = await answered;
     this.answer = answer;
     if (answer.status !== 'success') throw new Error(`offer refused: ${answer.message}`);
     await this.#applyAnswer(answer.sdp);
-    const held = this.#heldCandidates ?? [];
-    this.#heldCandidates = undefined;
-    for (const ice of held) this.#cloud.sendIce(ice);
+    this.#releaseCandidates();
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;
     for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
+  }
+
+  #releaseCandidates(): void {
+    const held = this.#heldCandidates ?? [];
+    this.#heldCandidates = undefined;
+    for (const ice of held) this.#cloud.sendIce(ice);
   }
 
   /**

@@ -91,11 +91,13 @@ export class TestCloud {
   }
 
   /** Sends `webrtc:offer` with an ack and returns the agent's answer. Adds a correlation_id if absent. */
-  async offer(payload: Record<string, unknown>, timeoutMs = 20_000): Promise<AnswerMessage> {
-    const agent = await this.waitForAgent();
+  offer(payload: Record<string, unknown>, timeoutMs = 20_000): Promise<AnswerMessage> {
+    const agent = this.agent;
+    if (!agent?.connected) return this.waitForAgent().then(() => this.offer(payload, timeoutMs));
     const withId =
       'correlation_id' in payload ? payload : { correlation_id: ++this.#correlation, ...payload };
-    return (await agent.timeout(timeoutMs).emitWithAck('webrtc:offer', withId)) as AnswerMessage;
+    // Emitted synchronously, so a caller knows the offer is on the wire when this returns.
+    return agent.timeout(timeoutMs).emitWithAck('webrtc:offer', withId) as Promise<AnswerMessage>;
   }
 
   /** Emits any payload on any topic to the agent (for bad-input tests). */
