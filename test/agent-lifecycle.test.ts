@@ -46,7 +46,7 @@ after(async () => {
   await agent?.stop('SIGKILL');
   await cloud?.close();
   await removeContainers(containers ?? []);
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 describe('agent lifecycle', () => {

@@ -36,7 +36,7 @@ after(async () => {
   await agent?.stop();
   await cloud?.close();
   await removeContainers(containers ?? []);
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 function percentile(sorted: number[], p: number): number {

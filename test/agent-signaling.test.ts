@@ -65,7 +65,7 @@ after(async () => {
   await removeContainers(
     [...(containers ?? []), stopped, ...(outsider ?? [])].filter((n): n is string => Boolean(n)),
   );
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 describe('signaling', () => {

@@ -41,7 +41,7 @@ after(async () => {
   await agent?.stop();
   await cloud?.close();
   await removeContainers([...(containers ?? []), ...(refused ?? [])]);
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 describe('terminal over the data channel', () => {

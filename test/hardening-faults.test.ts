@@ -42,7 +42,7 @@ after(async () => {
   await cloud?.close();
   await removeContainers(containers ?? []);
   console.log(`# faults injected: ${faultsInjected}, orphans found: 0`);
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 function startAgent(extra: string[] = [], env: NodeJS.ProcessEnv = {}): AgentProcess {
@@ -314,8 +314,13 @@ describe('faults', () => {
       await offers;
       assert.equal(code, 0);
       assert.match(agent.log, /agent stopped/);
+      // The goodbye sits behind the flood's output in each browser's queue: wait for it to be read.
       for (const b of browsers) {
-        assert.ok(b.messages.some((m) => m.type === 'pty_disconnected' && m.reason === 'shutdown'));
+        await b.until(
+          () => b.messages.some((m) => m.type === 'pty_disconnected' && m.reason === 'shutdown'),
+          'the shutdown goodbye',
+          10_000,
+        );
       }
       await waitForNoShells(containers);
     } finally {

@@ -90,7 +90,7 @@ after(async () => {
   assert.equal(await agent?.stop(), 0);
   await cloud?.close();
   await removeContainers(containers ?? []);
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }));

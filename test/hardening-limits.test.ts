@@ -60,7 +60,7 @@ after(async () => {
   assert.equal(agent.logLines().find((l) => l.msg === 'workers drained')?.peersClosed, 0);
   await cloud?.close();
   await removeContainers(containers ?? []);
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 /** The offer token bucket refills in a second; each test starts with a full one. */

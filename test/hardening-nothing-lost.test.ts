@@ -106,7 +106,7 @@ after(async () => {
   await agent?.stop();
   await cloud?.close();
   await removeContainers(containers ?? []);
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 describe('nothing lost', () => {

@@ -61,7 +61,7 @@ after(async () => {
   console.log(
     `# security: ${inputsTried} container names tried, none reached a container outside the selector`,
   );
-  cleanupPeers();
+  await cleanupPeers();
 });
 
 /** Names that try to get out of `${prefix}-*`. */

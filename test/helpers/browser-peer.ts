@@ -31,8 +31,13 @@ export interface OpenOptions {
   timeoutMs?: number;
 }
 
-/** Releases node-datachannel's threads once every peer of the test file is closed (else the file's process lingers). */
-export function cleanupPeers(): void {
+/**
+ * Releases node-datachannel's threads once every peer of the test file is closed (else the file's
+ * process lingers). The short wait lets the native side finish closing the last peers first: cleaning
+ * up while a close is still in flight has crashed the process.
+ */
+export async function cleanupPeers(): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 300));
   nodeDataChannel.cleanup();
 }
 
