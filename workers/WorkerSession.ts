@@ -48,8 +48,6 @@ export class WorkerSession {
   #ready = false;
   #resizesInFlight = 0;
   #inputHeldForResize: Array<string | Uint8Array> = [];
-  /** A PTY that failed before the channel opened; reported at open. */
-  #earlyPtyError: ErrorData | undefined;
   #nextRequestId = 1;
   readonly #ptyRequests = new Map<number, { cols: number; rows: number }>();
   #result: Promise<SessionResult> | undefined;
@@ -94,9 +92,6 @@ export class WorkerSession {
     }
     // Attached after the answer so candidates that were queued on the port meet a remote description.
     this.#port.on('message', (message: MainToWorker) => this.#onMainMessage(message));
-    // The exec is created while ICE and DTLS run, not after: setup then costs the slower of the two, not
-    // their sum. Its output waits (paused) until the channel is open.
-    void this.#openPty(this.#task.container, this.#size);
     return this.#finished;
   }
 
@@ -200,9 +195,7 @@ export class WorkerSession {
     if (!this.#channel || this.closing || this.#ready) return;
     this.#ready = true;
     this.#channel.send({ type: 'ready' });
-    if (this.#pty) this.#announcePty(this.#pty);
-    else if (this.#earlyPtyError) this.#channel.sendError(this.#earlyPtyError);
-    this.#earlyPtyError = undefined;
+    void this.#openPty(this.#task.container, this.#size);
   }
 
   /** Tells the browser and the main thread that a PTY is live, and lets its output flow. */
@@ -210,7 +203,6 @@ export class WorkerSession {
     this.#channel?.send({ type: 'pty_connected', container: pty.container });
     this.#post({ type: 'pty-opened', container: pty.container });
     this.#setState('connected');
-    pty.resume();
   }
 
   #onBrowserMessage(message: InboundMessage): void {
@@ -299,9 +291,7 @@ export class WorkerSession {
       });
     } catch (err) {
       if (generation !== this.#ptyGeneration) return;
-      const error = toErrorData(err, ErrorCodes.PTY_FAILED);
-      if (this.#ready) this.#channel?.sendError(error);
-      else this.#earlyPtyError = error; // told once the channel opens
+      this.#channel?.sendError(toErrorData(err, ErrorCodes.PTY_FAILED));
       return;
     }
     if (generation !== this.#ptyGeneration || this.closing) {
@@ -312,8 +302,7 @@ export class WorkerSession {
     this.#size = size;
     pty.on('data', (chunk) => this.#onPtyOutput(chunk));
     pty.on('exit', () => void this.#onPtyExit(pty));
-    if (this.#ready) this.#announcePty(pty);
-    else pty.pause();
+    this.#announcePty(pty);
   }
 
   #onPtyOutput(chunk: Buffer): void {
