@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers, realOfferSdp } from './helpers/browser-peer.js';
 import {
   docker,
   removeContainers,
@@ -21,21 +21,6 @@ let agent: AgentProcess;
 let containers: string[];
 let stopped: string;
 let outsider: string[];
-
-/** A real offer SDP from a real peer, for payloads that must get past SDP parsing. */
-async function realOfferSdp(): Promise<string> {
-  const { default: ndc } = await import('node-datachannel');
-  const pc = new ndc.PeerConnection('offer-only', { iceServers: [], bindAddress: '127.0.0.1' });
-  const dc = pc.createDataChannel('terminal');
-  const sdp = await new Promise<string>((resolve) => {
-    const local = pc.localDescription();
-    if (local) resolve(local.sdp);
-    else pc.onLocalDescription((s) => resolve(s));
-  });
-  dc.close();
-  pc.close();
-  return sdp;
-}
 
 before(async () => {
   containers = await startContainers(prefix, 2, ['termgate.role=vplc']);

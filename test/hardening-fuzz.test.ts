@@ -12,7 +12,7 @@ import { ErrorCodes } from '../src/errors.js';
 import { iceSchema } from '../src/protocol/signaling-messages.js';
 import { decodeInbound } from '../src/protocol/terminal-messages.js';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers, realOfferSdp } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -35,20 +35,6 @@ let sideLoop: Promise<void> | undefined;
 let sideRunning = true;
 let inputsTried = 0;
 let realSdp = '';
-
-async function realOfferSdp(): Promise<string> {
-  const { default: ndc } = await import('node-datachannel');
-  const pc = new ndc.PeerConnection('offer-only', { iceServers: [], bindAddress: '127.0.0.1' });
-  const dc = pc.createDataChannel('terminal');
-  const sdp = await new Promise<string>((resolve) => {
-    const local = pc.localDescription();
-    if (local) resolve(local.sdp);
-    else pc.onLocalDescription((s) => resolve(s));
-  });
-  dc.close();
-  pc.close();
-  return sdp;
-}
 
 before(async () => {
   containers = await startContainers(prefix, 2);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers, realOfferSdp } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -15,21 +15,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let cloud: TestCloud;
 let agent: AgentProcess;
 let containers: string[];
-
-/** A real offer SDP from a real peer, for offers that must get past SDP parsing. */
-async function realOfferSdp(): Promise<string> {
-  const { default: ndc } = await import('node-datachannel');
-  const pc = new ndc.PeerConnection('offer-only', { iceServers: [], bindAddress: '127.0.0.1' });
-  const dc = pc.createDataChannel('terminal');
-  const sdp = await new Promise<string>((resolve) => {
-    const local = pc.localDescription();
-    if (local) resolve(local.sdp);
-    else pc.onLocalDescription((s) => resolve(s));
-  });
-  dc.close();
-  pc.close();
-  return sdp;
-}
 
 before(async () => {
   containers = await startContainers(prefix, 3);

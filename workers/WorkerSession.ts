@@ -198,7 +198,7 @@ export class WorkerSession {
     void this.#openPty(this.#task.container, this.#size);
   }
 
-  /** Tells the browser and the main thread that a PTY is live, and lets its output flow. */
+  /** Tells the browser and the main thread that a PTY is live. */
   #announcePty(pty: PtyBridge): void {
     this.#channel?.send({ type: 'pty_connected', container: pty.container });
     this.#post({ type: 'pty-opened', container: pty.container });

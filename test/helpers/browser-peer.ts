@@ -41,6 +41,22 @@ export async function cleanupPeers(): Promise<void> {
   nodeDataChannel.cleanup();
 }
 
+/** A real offer SDP from a real peer that is closed at once: for payloads that must get past SDP parsing. */
+export async function realOfferSdp(): Promise<string> {
+  const pc = new nodeDataChannel.PeerConnection('offer-only', { iceServers: [], bindAddress: '127.0.0.1' });
+  const dc = pc.createDataChannel('terminal');
+  const sdp = await new Promise<string>((resolve) => {
+    const local = pc.localDescription();
+    if (local) resolve(local.sdp);
+    else pc.onLocalDescription((s) => resolve(s));
+  });
+  dc.close();
+  pc.close();
+  return sdp;
+}
+
+class IceFailure extends Error {}
+
 export class BrowserPeer {
   readonly sessionId: string;
   readonly encoding: Encoding;
@@ -60,6 +76,7 @@ export class BrowserPeer {
   #onOutput: ((bytes: Buffer) => void) | undefined;
   #waiters = new Set<() => void>();
   #channelClosed = false;
+  #anyMessage = false;
   #closed = false;
 
   /** Our candidates, held back until the answer when `candidatesAfterAnswer` is set. */
@@ -93,7 +110,10 @@ export class BrowserPeer {
       if (this.#pendingCandidates) this.#pendingCandidates.push([ice.candidate, ice.sdp_mid]);
       else this.#addCandidate(ice.candidate, ice.sdp_mid);
     });
-    this.#pc.onStateChange((state) => this.states.push(state));
+    this.#pc.onStateChange((state) => {
+      this.states.push(state);
+      this.#wake();
+    });
     this.#pc.onIceStateChange((state) => this.states.push(`ice:${state}`));
     this.#dc = this.#pc.createDataChannel('terminal');
     this.#dc.onMessage((raw) => this.#onMessage(raw as string | Buffer));
@@ -103,22 +123,50 @@ export class BrowserPeer {
     });
   }
 
-  /** Offers a session for `device` and waits for `pty_connected` (unless `noWait`). */
+  /**
+   * Offers a session for `device` and waits for `pty_connected` (unless `noWait`).
+   *
+   * About one setup in a few hundred from this libdatachannel peer fails ICE before any message arrives
+   * (see the README's known issues); such an open is tried once more under a new session id and counted
+   * in `BrowserPeer.iceRetries`. Any other failure, an agent refusal included, is thrown at once.
+   */
   static async open(cloud: TestCloud, options: OpenOptions): Promise<BrowserPeer> {
-    const sessionId = options.sessionId ?? `s-${randomUUID()}`;
+    try {
+      return await BrowserPeer.#openOnce(cloud, options, options.sessionId ?? `s-${randomUUID()}`);
+    } catch (err) {
+      if (!(err instanceof IceFailure)) throw err;
+      BrowserPeer.iceRetries++;
+      return BrowserPeer.#openOnce(cloud, options, `${options.sessionId ?? 's'}-retry-${randomUUID()}`);
+    }
+  }
+
+  /** Setups that failed ICE and were tried again, over this process. */
+  static iceRetries = 0;
+
+  static async #openOnce(cloud: TestCloud, options: OpenOptions, sessionId: string): Promise<BrowserPeer> {
     const peer = new BrowserPeer(
       cloud,
       sessionId,
       options.encoding ?? 'json',
       options.candidatesAfterAnswer ?? false,
     );
-    peer.#onOutput = options.onOutput;
     try {
       await peer.#negotiate(options.device, options.timeoutMs ?? 20_000);
-      if (!options.noWait) await peer.waitFor((m) => m.type === 'pty_connected', options.timeoutMs ?? 20_000);
+      if (!options.noWait) {
+        const connected = () => peer.messages.some((m) => m.type === 'pty_connected');
+        await peer.until(
+          () => connected() || peer.states.includes('failed'),
+          'pty_connected',
+          options.timeoutMs ?? 20_000,
+        );
+        if (!connected())
+          throw new Error(`the peer failed before pty_connected; states: ${peer.states.join(',')}`);
+        await peer.waitFor((m) => m.type === 'pty_connected');
+      }
     } catch (err) {
       peer.close();
-      throw err;
+      const iceFailed = peer.states.includes('failed') && peer.messages.length === 0 && !peer.#anyMessage;
+      throw iceFailed ? new IceFailure(String(err)) : err;
     }
     return peer;
   }
@@ -188,6 +236,7 @@ export class BrowserPeer {
   }
 
   #onMessage(raw: string | Buffer): void {
+    this.#anyMessage = true;
     const message = decodeOutbound(raw);
     if (message.type === 'output' && this.#onOutput) {
       this.#onOutput(
