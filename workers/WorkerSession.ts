@@ -22,7 +22,7 @@ import { PtyBridge } from './PtyBridge.js';
 import { TerminalChannel } from './TerminalChannel.js';
 
 /** How long a closing session waits for its last messages to leave the channel. */
-const CLOSE_FLUSH_MS = 1000;
+const CLOSE_FLUSH_MS = 5000;
 /** Input messages kept while a resize is in flight (a resize takes milliseconds; typing is slower). */
 const MAX_INPUT_HELD_FOR_RESIZE = 256;
 const DEFAULT_COLS = 80;

@@ -37,7 +37,7 @@ export interface OpenOptions {
  * up while a close is still in flight has crashed the process.
  */
 export async function cleanupPeers(): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   nodeDataChannel.cleanup();
 }
 
