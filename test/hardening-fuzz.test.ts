@@ -12,7 +12,7 @@ import { ErrorCodes } from '../src/errors.js';
 import { iceSchema } from '../src/protocol/signaling-messages.js';
 import { decodeInbound } from '../src/protocol/terminal-messages.js';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers, realOfferSdp } from './helpers/browser-peer.js';
+import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -76,7 +76,10 @@ after(async () => {
   assert.equal(await agent?.stop(), 0);
   await cloud?.close();
   await removeContainers(containers ?? []);
-  await cleanupPeers();
+  // Known issue (README): in this file alone, cleaning node-datachannel up at the end crashes the test
+  // process (SIGSEGV) after every test has passed and every peer is closed, and without the cleanup the
+  // process never exits. Until the cause is found, the file ends its own process once all is closed.
+  setTimeout(() => process.exit(), 1000);
 });
 
 const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }));
