@@ -48,6 +48,10 @@ class StreamVerifier {
   #trailer = Buffer.alloc(0);
   done = false;
 
+  get bytesSoFar(): number {
+    return this.#body;
+  }
+
   feed(chunk: Buffer): void {
     let bytes = chunk;
     if (!this.#started) {
@@ -77,6 +81,12 @@ class StreamVerifier {
       trailerOk: this.#trailer.subarray(0, END.length).equals(END),
     };
   }
+}
+
+/** Which sessions finished and how far the others got, for a failure message. */
+function progress(verifiers: StreamVerifier[]): string {
+  const stuck = verifiers.flatMap((v, i) => (v.done ? [] : [`${i}: ${v.bytesSoFar} B`]));
+  return `${verifiers.length - stuck.length} of ${verifiers.length} done; unfinished: ${stuck.join(', ')}`;
 }
 
 function expectedSha256(): string {
@@ -135,7 +145,9 @@ describe('nothing lost', () => {
       }
       await Promise.all(
         browsers.map((b, i) => b.until(() => verifiers[i]!.done, `session ${i}'s end marker`, 300_000)),
-      );
+      ).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; ${progress(verifiers)}`);
+      });
     } finally {
       clearInterval(sampler);
       for (const b of browsers) b.close();

@@ -73,7 +73,7 @@ export class BrowserPeer {
   #outputBytes = 0;
   #tail = Buffer.alloc(0);
   #pendingCandidates: Array<[string, string]> | undefined = [];
-  #onOutput: ((bytes: Buffer) => void) | undefined;
+  readonly #onOutput: ((bytes: Buffer) => void) | undefined;
   #waiters = new Set<() => void>();
   #channelClosed = false;
   #anyMessage = false;
@@ -83,18 +83,19 @@ export class BrowserPeer {
   #heldCandidates: Array<Record<string, unknown>> | undefined;
   #holdUntilAnswer = false;
 
-  private constructor(cloud: TestCloud, sessionId: string, encoding: Encoding, holdCandidates: boolean) {
+  private constructor(cloud: TestCloud, sessionId: string, options: OpenOptions) {
     this.#cloud = cloud;
     this.sessionId = sessionId;
-    this.encoding = encoding;
+    this.encoding = options.encoding ?? 'json';
+    this.#onOutput = options.onOutput;
     this.#pc = new nodeDataChannel.PeerConnection(`browser-${sessionId}`, {
       iceServers: [],
       bindAddress: '127.0.0.1',
     });
     // Candidates wait at least until the offer is on the wire (a browser's signaling sends the offer
-    // first), and with `holdCandidates` until the answer is in.
+    // first), and with `candidatesAfterAnswer` until the answer is in.
     this.#heldCandidates = [];
-    this.#holdUntilAnswer = holdCandidates;
+    this.#holdUntilAnswer = options.candidatesAfterAnswer ?? false;
     this.#pc.onLocalCandidate((candidate, mid) => {
       const ice = {
         session_id: sessionId,
@@ -144,12 +145,7 @@ export class BrowserPeer {
   static iceRetries = 0;
 
   static async #openOnce(cloud: TestCloud, options: OpenOptions, sessionId: string): Promise<BrowserPeer> {
-    const peer = new BrowserPeer(
-      cloud,
-      sessionId,
-      options.encoding ?? 'json',
-      options.candidatesAfterAnswer ?? false,
-    );
+    const peer = new BrowserPeer(cloud, sessionId, options);
     try {
       await peer.#negotiate(options.device, options.timeoutMs ?? 20_000);
       if (!options.noWait) {
