@@ -60,7 +60,7 @@ export class DirectExec extends Terminal {
 
   async #close(): Promise<void> {
     const identity = await this.#identity();
-    if (identity) await killTree(identity);
+    if (identity) killTree(identity);
     this.#stream.destroy();
   }
 

@@ -41,9 +41,12 @@ async function main(argv: string[]): Promise<void> {
     .option('--quick', 'small sizes, a few seconds (what the test suite runs)')
     .option('--no-progress', 'no progress bar on stderr')
     .addOption(
-      new Option('--encoding <encoding>', 'data channel encoding of the simulated browsers')
+      new Option(
+        '--encoding <encoding>',
+        "data channel encoding of the simulated browsers (msgpack is the browser page's default)",
+      )
         .choices(['json', 'msgpack'])
-        .default('json'),
+        .default('msgpack'),
     )
     .addOption(
       new Option('--browser-setup <role>', "DTLS role in the simulated browsers' offer (see bench/README.md)")

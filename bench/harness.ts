@@ -59,6 +59,8 @@ export interface OpenedSession {
   /** termgate only: offer emitted → peer connected (ICE + DTLS) and → `ready` (channel open). */
   connectedMs?: number;
   channelMs?: number;
+  /** termgate only: the first try failed on the simulated browser's side and a second one made it. */
+  retried?: boolean;
   error?: string;
 }
 
@@ -175,13 +177,17 @@ export class BenchHarness {
         readyMs: result.readyAt - result.startedAt,
       };
     }
+    // After a retry the setup is timed from the first offer: the failed try is part of the wait.
     const offer = load.offers.get(id);
+    const answered = result.retriedAs ? load.offers.get(result.retriedAs) : offer;
     load.offers.delete(id);
+    if (result.retriedAs) load.offers.delete(result.retriedAs);
     return {
       id,
       ok: true,
       load,
-      answerMs: offer ? offer.answerAt - offer.offerAt : undefined,
+      retried: result.retriedAs !== undefined,
+      answerMs: answered ? answered.answerAt - answered.offerAt : undefined,
       readyMs: offer ? result.readyAt - offer.offerAt : undefined,
       connectedMs: offer && result.connectedAt ? result.connectedAt - offer.offerAt : undefined,
       channelMs: offer && result.channelAt ? result.channelAt - offer.offerAt : undefined,

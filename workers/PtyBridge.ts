@@ -36,6 +36,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
   /** The stream ended on its own: the shell is gone. */
   #ended = false;
   #closing = false;
+  #reading = false;
   #closed: Promise<void> | undefined;
 
   private constructor(container: string, exec: Docker.Exec, stream: Duplex, maxPending: number) {
@@ -44,7 +45,6 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     this.#exec = exec;
     this.#stream = stream;
     this.#maxPending = maxPending;
-    stream.on('data', (chunk: Buffer) => this.safeEmit('data', chunk));
     stream.once('end', () => this.#onExit('the shell exited'));
     stream.once('close', () => this.#onExit('the exec stream closed'));
     stream.on('error', (err) => this.#onExit(`the exec stream failed: ${err.message}`));
@@ -98,12 +98,23 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     }
   }
 
+  /**
+   * Starts reading the shell's output. Until then the exec stream holds it (the engine and the kernel's
+   * socket buffer keep the first prompt), so a PTY can be opened before anyone is there to read it.
+   */
+  readOutput(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    this.#stream.on('data', (chunk: Buffer) => this.safeEmit('data', chunk));
+  }
+
   pause(): void {
     this.#stream.pause();
   }
 
   resume(): void {
-    this.#stream.resume();
+    // Before `readOutput()` a resume would start the flow with no reader and drop the first output.
+    if (this.#reading) this.#stream.resume();
   }
 
   /** Ends the shell and everything it started, then the stream. Idempotent; resolves when done. */
@@ -115,7 +126,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
   async #close(): Promise<void> {
     this.#closing = true;
     const identity = await this.#identity;
-    if (identity) await killTree(identity);
+    if (identity) killTree(identity);
     this.#stream.destroy();
     this.removeAllListeners();
   }
@@ -132,7 +143,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
       try {
         const info = await this.#exec.inspect();
         if (!info.Running && attempt > 0) return undefined;
-        if (info.Pid > 0) return await identify(info.Pid);
+        if (info.Pid > 0) return identify(info.Pid);
       } catch {
         return undefined;
       }

@@ -7,7 +7,11 @@ import type { MessagePort } from 'node:worker_threads';
 import type Docker from 'dockerode';
 import { ErrorCodes, toErrorData, type ErrorData } from '../src/errors.js';
 import { StatSlot, statsView } from '../src/protocol/session-stats.js';
-import { TERMINAL_CHANNEL_LABEL, type InboundMessage } from '../src/protocol/terminal-messages.js';
+import {
+  TERMINAL_CHANNEL_LABEL,
+  type InboundMessage,
+  type OutboundMessage,
+} from '../src/protocol/terminal-messages.js';
 import type {
   CloseReason,
   MainToWorker,
@@ -25,6 +29,8 @@ import { TerminalChannel } from './TerminalChannel.js';
 const CLOSE_FLUSH_MS = 5000;
 /** Input messages kept while a resize is in flight (a resize takes milliseconds; typing is slower). */
 const MAX_INPUT_HELD_FOR_RESIZE = 256;
+/** PTY news kept for a channel that is not open yet: an error or a goodbye, never output. */
+const MAX_HELD_FOR_CHANNEL = 4;
 const DEFAULT_COLS = 80;
 const DEFAULT_ROWS = 24;
 /**
@@ -45,7 +51,9 @@ export class WorkerSession {
   #ptyGeneration = 0;
   #size = { cols: DEFAULT_COLS, rows: DEFAULT_ROWS };
   #inputRefused = false;
+  /** The channel is open and `ready` was sent. */
   #ready = false;
+  #heldForChannel: OutboundMessage[] = [];
   #resizesInFlight = 0;
   #inputHeldForResize: Array<string | Uint8Array> = [];
   #nextRequestId = 1;
@@ -84,6 +92,9 @@ export class WorkerSession {
     try {
       const sdp = this.#peer.answer(this.#task.offerSdp);
       this.#post({ type: 'answer', sdp });
+      // The exec is created while ICE, DTLS and SCTP run: it is the slow half of a setup, and this way
+      // the channel opening and the shell starting overlap instead of following each other.
+      void this.#openPty(this.#task.container, this.#size);
     } catch (err) {
       const error = toErrorData(err, ErrorCodes.BAD_SDP);
       this.#post({ type: 'offer-failed', error });
@@ -195,7 +206,22 @@ export class WorkerSession {
     if (!this.#channel || this.closing || this.#ready) return;
     this.#ready = true;
     this.#channel.send({ type: 'ready' });
-    void this.#openPty(this.#task.container, this.#size);
+    const held = this.#heldForChannel;
+    this.#heldForChannel = [];
+    for (const message of held) this.#channel.send(message);
+    if (this.#pty) this.#connectPty(this.#pty);
+  }
+
+  /** PTY news for the browser; what happens before the channel is open waits for it (a few at most). */
+  #tell(message: OutboundMessage): void {
+    if (this.#ready) this.#channel?.send(message);
+    else if (this.#heldForChannel.length < MAX_HELD_FOR_CHANNEL) this.#heldForChannel.push(message);
+  }
+
+  /** The browser is there and the shell is running: announce it and let the output flow. */
+  #connectPty(pty: PtyBridge): void {
+    this.#announcePty(pty);
+    pty.readOutput();
   }
 
   /** Tells the browser and the main thread that a PTY is live. */
@@ -279,6 +305,8 @@ export class WorkerSession {
 
   async #openPty(container: string, size: { cols: number; rows: number }): Promise<void> {
     const generation = ++this.#ptyGeneration;
+    // A resize that arrives while the exec is being created replaces this object; it must not be lost.
+    const sizeAtStart = this.#size;
     await this.#closePty('replaced');
     let pty: PtyBridge;
     try {
@@ -291,7 +319,9 @@ export class WorkerSession {
       });
     } catch (err) {
       if (generation !== this.#ptyGeneration) return;
-      this.#channel?.sendError(toErrorData(err, ErrorCodes.PTY_FAILED));
+      const error = toErrorData(err, ErrorCodes.PTY_FAILED);
+      this.#stats[StatSlot.protocolErrors]! += 1;
+      this.#tell({ type: 'error', code: error.code, message: error.message });
       return;
     }
     if (generation !== this.#ptyGeneration || this.closing) {
@@ -299,10 +329,11 @@ export class WorkerSession {
       return;
     }
     this.#pty = pty;
-    this.#size = size;
+    if (this.#size === sizeAtStart) this.#size = size;
+    else this.#resize(this.#size.cols, this.#size.rows);
     pty.on('data', (chunk) => this.#onPtyOutput(chunk));
     pty.on('exit', () => void this.#onPtyExit(pty));
-    this.#announcePty(pty);
+    if (this.#ready) this.#connectPty(pty);
   }
 
   #onPtyOutput(chunk: Buffer): void {
@@ -324,7 +355,7 @@ export class WorkerSession {
     if (!pty) return;
     this.#pty = undefined;
     await pty.close();
-    this.#channel?.send({ type: 'pty_disconnected', reason });
+    this.#tell({ type: 'pty_disconnected', reason });
     this.#post({ type: 'pty-closed', container: pty.container });
   }
 }

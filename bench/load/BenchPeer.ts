@@ -45,6 +45,7 @@ export class BenchPeer extends Terminal {
   #ptyWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #failure: string | undefined;
   #closed = false;
+  #heardFromAgent = false;
 
   readonly #signaler: Signaler;
   readonly #born = nowMs();
@@ -91,6 +92,16 @@ export class BenchPeer extends Terminal {
     this.#pending = undefined;
     for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
     await this.#waitForPty(timeoutMs);
+  }
+
+  /**
+   * The peer connection itself failed (ICE failed, or libdatachannel closed it while applying the
+   * answer) before the agent sent anything: the offerer-side failure of the README's known issues,
+   * which a second try gets past. An agent refusal or a timeout is not this.
+   */
+  get failedBeforeAgentSpoke(): boolean {
+    const state = this.#pc.state();
+    return !this.#heardFromAgent && (state === 'failed' || state === 'closed');
   }
 
   addRemoteCandidate(candidate: string, mid: string): void {
@@ -174,6 +185,7 @@ export class BenchPeer extends Terminal {
   }
 
   #onMessage(raw: string | Buffer): void {
+    this.#heardFromAgent = true;
     const message = decodeOutbound(raw);
     switch (message.type) {
       case 'output':

@@ -34,7 +34,7 @@ export class LoadProcess {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {
         ...process.env,
-        TERMGATE_BENCH_ENCODING: options.encoding ?? 'json',
+        TERMGATE_BENCH_ENCODING: options.encoding ?? 'msgpack',
         TERMGATE_BENCH_BROWSER_SETUP: options.browserSetup ?? 'active',
         TERMGATE_BENCH_DOCKER_SOCKET: options.dockerSocket ?? '/var/run/docker.sock',
       },

@@ -26,7 +26,7 @@ import type {
 
 const ipc = new IpcChannel(process);
 const docker = new Docker({ socketPath: process.env.TERMGATE_BENCH_DOCKER_SOCKET ?? '/var/run/docker.sock' });
-const encoding = (process.env.TERMGATE_BENCH_ENCODING ?? 'json') as Encoding;
+const encoding = (process.env.TERMGATE_BENCH_ENCODING ?? 'msgpack') as Encoding;
 const browserSetup = (process.env.TERMGATE_BENCH_BROWSER_SETUP ?? 'active') as BrowserSetup;
 const terminals = new Map<string, Terminal>();
 const peers = new Map<string, BenchPeer>();
@@ -54,14 +54,14 @@ async function open(params: OpenParams): Promise<OpenResult> {
       terminals.set(params.id, t);
       return { ok: true, startedAt, createdAt: timings.createdAt, readyAt: timings.readyAt };
     }
-    const peer = new BenchPeer(params.id, encoding, signaler, browserSetup);
-    peers.set(params.id, peer);
-    terminals.set(params.id, peer);
+    let peer: BenchPeer;
+    let retriedAs: string | undefined;
     try {
-      await peer.open(params.device, params.timeoutMs);
+      peer = await openPeer(params.id, params.id, params);
     } catch (err) {
-      await closeTerminal(params.id);
-      throw err;
+      if (!(err instanceof OffererFailure)) throw err;
+      retriedAs = `${params.id}-retry`;
+      peer = await openPeer(params.id, retriedAs, params);
     }
     return {
       ok: true,
@@ -69,16 +69,34 @@ async function open(params: OpenParams): Promise<OpenResult> {
       readyAt: peer.timings.ptyConnectedAt!,
       connectedAt: peer.timings.connectedAt,
       channelAt: peer.timings.readyAt,
+      retriedAs,
     };
   } catch (err) {
     return { ok: false, startedAt, error: err instanceof Error ? err.message : String(err) };
   }
 }
 
+class OffererFailure extends Error {}
+
+/** One try at a termgate session; the terminal is kept under `id`, the peer under its session id. */
+async function openPeer(id: string, sessionId: string, params: OpenParams): Promise<BenchPeer> {
+  const peer = new BenchPeer(sessionId, encoding, signaler, browserSetup);
+  peers.set(sessionId, peer);
+  terminals.set(id, peer);
+  try {
+    await peer.open(params.device, params.timeoutMs);
+    return peer;
+  } catch (err) {
+    const offererFailed = peer.failedBeforeAgentSpoke;
+    await closeTerminal(id);
+    throw offererFailed ? new OffererFailure(err instanceof Error ? err.message : String(err)) : err;
+  }
+}
+
 async function closeTerminal(id: string): Promise<void> {
   const t = terminals.get(id);
   terminals.delete(id);
-  peers.delete(id);
+  if (t instanceof BenchPeer) peers.delete(t.sessionId);
   await t?.close();
 }
 
@@ -110,6 +128,7 @@ async function soak(params: SoakParams): Promise<SoakResult> {
   const deadline = Date.now() + params.durationMs;
   const cycleMs: number[] = [];
   let failures = 0;
+  let retries = 0;
   let seq = 0;
   const errors = new Set<string>();
   const worker = async (w: number) => {
@@ -120,6 +139,7 @@ async function soak(params: SoakParams): Promise<SoakResult> {
       const result = await open({ id, kind: params.kind, device, timeoutMs: 20_000 });
       try {
         if (!result.ok) throw new Error(result.error);
+        if (result.retriedAs) retries++;
         await terminal(id).run('echo soak', 'SOAKED', 20_000);
         cycleMs.push(nowMs() - start);
       } catch (err) {
@@ -131,7 +151,7 @@ async function soak(params: SoakParams): Promise<SoakResult> {
     }
   };
   await Promise.all(Array.from({ length: params.concurrency }, (_, w) => worker(w)));
-  return { cycles: cycleMs.length, failures, cycleMs, errors: [...errors] };
+  return { cycles: cycleMs.length, failures, retries, cycleMs, errors: [...errors] };
 }
 
 ipc.handle<OpenParams, OpenResult>('open', open);

@@ -24,6 +24,8 @@ export type OpenResult =
       connectedAt?: number;
       /** termgate only: `ready` arrived (the channel is open). */
       channelAt?: number;
+      /** termgate only: the first try failed on the offerer's side; this session id made it. */
+      retriedAs?: string;
     }
   | { ok: false; startedAt: number; error: string };
 
@@ -76,6 +78,8 @@ export interface SoakParams {
 export interface SoakResult {
   cycles: number;
   failures: number;
+  /** Cycles whose open needed a second try (see `OpenResult.retriedAs`). */
+  retries: number;
   cycleMs: number[];
   errors: string[];
 }

@@ -9,7 +9,7 @@ import { sampleProcess } from '../agent.js';
 import { progressBar, type BenchHarness, type CommonOptions, type OpenedSession } from '../harness.js';
 import type { LoadStats, TerminalKind } from '../load/protocol.js';
 import { row, type BenchReport, type ResultRow } from '../report.js';
-import { report, shownArgs, sleep, startClock, withHarness } from './common.js';
+import { report, RETRIED_ROW, shownArgs, sleep, startClock, withHarness } from './common.js';
 
 export interface CapacityOptions extends CommonOptions {
   steps: number[];
@@ -33,6 +33,7 @@ export interface StepResult {
   target: number;
   open: number;
   failed: number;
+  retried: number;
   rssBytes: number;
   rssPerSessionBytes: number;
   setupCpuMsPerSession: number;
@@ -55,6 +56,7 @@ async function ramp(
   const steps: StepResult[] = [];
   const errors = new Set<string>();
   let failedTotal = 0;
+  let retriedTotal = 0;
   const bar = progressBar(o.progress, `capacity: ${kind}`, o.steps[o.steps.length - 1] ?? 0);
   try {
     for (const target of o.steps) {
@@ -65,6 +67,7 @@ async function ramp(
       opened.push(...sessions);
       for (const s of sessions) if (!s.ok && errors.size < 10) errors.add(s.error ?? 'unknown');
       failedTotal += sessions.filter((s) => !s.ok).length;
+      retriedTotal += sessions.filter((s) => s.retried).length;
       const newOk = sessions.filter((s) => s.ok).length;
       await sleep(3000);
       // Event-loop delay over the idle window: the agent reports windows of its own (5 s by default), so
@@ -91,6 +94,7 @@ async function ramp(
         target,
         open,
         failed: failedTotal,
+        retried: retriedTotal,
         rssBytes: idle1.rssBytes,
         rssPerSessionBytes: open ? (idle1.rssBytes - base) / open : 0,
         setupCpuMsPerSession: newOk ? (setupCpu * 1000) / newOk : 0,
@@ -141,6 +145,7 @@ export async function runCapacity(o: CapacityOptions): Promise<BenchReport> {
             last ? { target: `${n}, no failed setup`, met: t.open === n && t.failed === 0 } : {},
           ),
           row(`${n}: failed setups (cumulative)`, 'count', t.failed, b.failed),
+          row(`${n}: ${RETRIED_ROW} (cumulative)`, 'count', t.retried, b.retried),
           row(`${n}: RSS`, 'MB', t.rssBytes / MB, b.rssBytes / MB),
           row(
             `${n}: RSS per session beyond base`,

@@ -5,7 +5,7 @@
 import { sampleProcess } from '../agent.js';
 import { progressBar, type CommonOptions, type OpenedSession } from '../harness.js';
 import { percentileRows, percentiles, row, type BenchReport } from '../report.js';
-import { report, shownArgs, sleep, startClock, withHarness } from './common.js';
+import { report, RETRIED_ROW, shownArgs, sleep, startClock, withHarness } from './common.js';
 
 export interface SetupOptions extends CommonOptions {
   sessions: number;
@@ -70,6 +70,7 @@ export async function runSetup(o: SetupOptions): Promise<BenchReport> {
           target: '0',
           met: tgOk === o.sessions,
         }),
+        row(RETRIED_ROW, 'count', tg.sessions.filter((s) => s.retried).length, 0),
         row('sessions per second', '1/s', tgOk / (tg.wallMs / 1000), blOk / (bl.wallMs / 1000)),
         row(
           'CPU per setup (agent vs direct-exec client)',

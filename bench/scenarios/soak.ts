@@ -10,7 +10,7 @@ import { sampleProcess, type ProcessSample } from '../agent.js';
 import { progressBar, type BenchHarness, type CommonOptions } from '../harness.js';
 import type { SoakParams, SoakResult, TerminalKind } from '../load/protocol.js';
 import { percentiles, row, type BenchReport, type Percentiles } from '../report.js';
-import { report, shownArgs, sleep, startClock, withHarness } from './common.js';
+import { report, RETRIED_ROW, shownArgs, sleep, startClock, withHarness } from './common.js';
 
 const run = promisify(execFile);
 
@@ -34,6 +34,7 @@ interface Side {
   end: ProcessSample;
   cycles: number;
   failures: number;
+  retries: number;
   cyclesPerSecond: number;
   cycle: Percentiles;
   leftoverShells: number;
@@ -84,6 +85,7 @@ async function soakRun(
   return {
     cycles: results.reduce((s, r) => s + r.cycles, 0),
     failures: results.reduce((s, r) => s + r.failures, 0),
+    retries: results.reduce((s, r) => s + r.retries, 0),
     cycleMs: results.flatMap((r) => r.cycleMs),
     errors: results.flatMap((r) => r.errors),
   };
@@ -126,6 +128,7 @@ async function side(h: BenchHarness, kind: TerminalKind, o: SoakOptions): Promis
     end,
     cycles: result.cycles,
     failures: result.failures,
+    retries: result.retries,
     cyclesPerSecond: result.cycles / seconds,
     cycle: percentiles(result.cycleMs),
     leftoverShells,
@@ -159,6 +162,7 @@ export async function runSoak(o: SoakOptions): Promise<BenchReport> {
         row('cycle p50', 'ms', tg.cycle.p50, bl.cycle.p50),
         row('cycle p99', 'ms', tg.cycle.p99, bl.cycle.p99),
         row('failed cycles', 'count', tg.failures, bl.failures, { target: '0', met: tg.failures === 0 }),
+        row(RETRIED_ROW, 'count', tg.retries, bl.retries),
         row('RSS warm base', 'MB', tg.base.rssBytes / MB, bl.base.rssBytes / MB),
         row('RSS peak', 'MB', tg.peak.rssBytes / MB, bl.peak.rssBytes / MB),
         row('RSS after, all closed', 'MB', tg.end.rssBytes / MB, bl.end.rssBytes / MB, {
