@@ -314,13 +314,27 @@ describe('faults', () => {
       await offers;
       assert.equal(code, 0);
       assert.match(agent.log, /agent stopped/);
-      // Known issue (README): under an output flood the shutdown goodbye can be lost behind the
-      // flood's buffered output; the drain itself (exit 0, no shell left) is what is asserted here.
-      await sleep(2_000);
-      const told = browsers.filter((b) =>
-        b.messages.some((m) => m.type === 'pty_disconnected' && m.reason === 'shutdown'),
-      ).length;
-      console.log(`# SIGTERM under flood: ${told} of ${browsers.length} browsers got the shutdown goodbye`);
+      // Every browser hears why its session ended, though its goodbye queued behind the flood's output.
+      const summary = (b: BrowserPeer) =>
+        `${b.sessionId}: channel closed ${b.channelClosed}, states ${b.states.join(',')}, last ` +
+        b.messages
+          .filter((m) => m.type !== 'output')
+          .slice(-3)
+          .map((m) => JSON.stringify(m))
+          .join(' ');
+      await Promise.all(
+        browsers.map((b) =>
+          b
+            .until(
+              () => b.messages.some((m) => m.type === 'pty_disconnected' && m.reason === 'shutdown'),
+              'the shutdown goodbye',
+              10_000,
+            )
+            .catch((err: unknown) => {
+              throw new Error(`${(err as Error).message}\n${browsers.map(summary).join('\n')}`);
+            }),
+        ),
+      );
       await waitForNoShells(containers);
     } finally {
       for (const b of browsers) b.close();

@@ -75,7 +75,6 @@ export class BrowserPeer {
   #pendingCandidates: Array<[string, string]> | undefined = [];
   readonly #onOutput: ((bytes: Buffer) => void) | undefined;
   #waiters = new Set<() => void>();
-  #channelClosed = false;
   #anyMessage = false;
   #closed = false;
 
@@ -118,10 +117,11 @@ export class BrowserPeer {
     this.#pc.onIceStateChange((state) => this.states.push(`ice:${state}`));
     this.#dc = this.#pc.createDataChannel('terminal');
     this.#dc.onMessage((raw) => this.#onMessage(raw as string | Buffer));
-    this.#dc.onClosed(() => {
-      this.#channelClosed = true;
-      this.#wake();
-    });
+    // No `onClosed` on purpose. node-datachannel runs each callback kind through its own queue to the
+    // JS thread, and after the close callback it drops the message queue: a reader that is behind (a
+    // flood) would lose the last messages it had already received, the agent's goodbye among them. A
+    // browser delivers every received message before `close`; this peer does too by asking the channel
+    // itself (`channelClosed`), woken by the peer's state changes, since the agent ends the peer with it.
   }
 
   /**
@@ -258,7 +258,7 @@ export class BrowserPeer {
   }
 
   get channelClosed(): boolean {
-    return this.#channelClosed;
+    return this.#anyMessage && !this.#dc.isOpen();
   }
 
   get outputBytes(): number {
