@@ -5,13 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Encoding } from '../src/protocol/terminal-messages.js';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
-import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { waitForNoShells } from './helpers/containers.js';
 import { directTtyRun } from './helpers/direct-exec.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { useStack } from './helpers/stack.js';
 
 const LINE = 'héllo wörld € ✓ 0123456789 the quick brown fox\n';
 const LINE_BYTES = Buffer.byteLength(LINE);
@@ -20,24 +19,7 @@ const TOTAL = LINE_BYTES * REPEAT;
 const START = '<<S1001>>\n';
 const END = '<<E1002>>';
 
-const prefix = uniquePrefix('bulk');
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
-
-before(async () => {
-  containers = await startContainers(prefix, 1);
-  cloud = await TestCloud.start();
-  agent = AgentProcess.start(cloud.url, ['--containers', `${prefix}-*`, '--workers', '2']);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  await agent?.stop();
-  await cloud?.close();
-  await removeContainers(containers ?? []);
-  await cleanupPeers();
-});
+const stack = useStack({ name: 'bulk', containers: 1 });
 
 function expectedSha256(): string {
   const hash = createHash('sha256');
@@ -58,7 +40,7 @@ function body(all: Buffer): Buffer {
 }
 
 async function bulk(encoding: Encoding): Promise<{ bytes: number; sha256: string; mbPerSecond: number }> {
-  const browser = await BrowserPeer.open(cloud, { device: containers[0]!, encoding });
+  const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]!, encoding });
   try {
     // Raw mode: the TTY passes bytes through unchanged (no \n → \r\n); markers are computed so the
     // echo of the typed command cannot match them.
@@ -83,7 +65,7 @@ describe('bulk output', () => {
   let baselineMbPerSecond = 0;
 
   it('measures the baseline: the same output through a direct dockerode TTY exec', async () => {
-    const { seconds, output } = await directTtyRun(containers[0]!, COMMAND, END);
+    const { seconds, output } = await directTtyRun(stack.containers[0]!, COMMAND, END);
     const received = body(output);
     assert.equal(createHash('sha256').update(received).digest('hex'), expected);
     baselineMbPerSecond = received.length / 1e6 / seconds;
@@ -104,6 +86,6 @@ describe('bulk output', () => {
   }
 
   it('leaves no shell behind', async () => {
-    await waitForNoShells(containers);
+    await waitForNoShells(stack.containers);
   });
 });

@@ -4,61 +4,33 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
-import {
-  removeContainers,
-  shellsIn,
-  startContainers,
-  uniquePrefix,
-  waitForNoShells,
-} from './helpers/containers.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { describe, it } from 'node:test';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { shellsIn, waitForNoShells } from './helpers/containers.js';
+import { useStack } from './helpers/stack.js';
 
-const prefix = uniquePrefix('life');
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
+const stack = useStack({
+  name: 'life',
+  containers: 2,
+  agentArgs: ['--idle-timeout', '1.5', '--sweep-interval', '0.25'],
+  stop: 'SIGKILL',
+});
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
 }
 
-before(async () => {
-  containers = await startContainers(prefix, 2);
-  cloud = await TestCloud.start();
-  agent = AgentProcess.start(cloud.url, [
-    '--containers',
-    `${prefix}-*`,
-    '--workers',
-    '2',
-    '--idle-timeout',
-    '1.5',
-    '--sweep-interval',
-    '0.25',
-  ]);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  await agent?.stop('SIGKILL');
-  await cloud?.close();
-  await removeContainers(containers ?? []);
-  await cleanupPeers();
-});
-
 describe('agent lifecycle', () => {
   it('closes an idle session with reason idle-timeout, and keeps an active one', async () => {
-    const idle = await BrowserPeer.open(cloud, { device: containers[0]! });
-    const active = await BrowserPeer.open(cloud, { device: containers[1]! });
+    const idle = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
+    const active = await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! });
     const pinger = setInterval(() => active.send({ type: 'ping' }), 300);
     try {
       const gone = await idle.waitFor((m) => m.type === 'pty_disconnected', 10_000);
       assert.deepEqual(gone, { type: 'pty_disconnected', reason: 'idle-timeout' });
-      assert.equal((await cloud.waitForDisconnectNotice(idle.sessionId)).reason, 'idle-timeout');
-      await waitForNoShells([containers[0]!]);
+      assert.equal((await stack.cloud.waitForDisconnectNotice(idle.sessionId)).reason, 'idle-timeout');
+      await waitForNoShells([stack.containers[0]!]);
       // The pinging session outlived the timeout several times over.
       assert.ok(!active.channelClosed);
       active.type('echo alive-$((2*21))\n');
@@ -71,8 +43,10 @@ describe('agent lifecycle', () => {
   });
 
   it('keeps memory bounded while sessions flood output', async () => {
-    const pid = agent.child.pid!;
-    const browsers = await Promise.all(containers.map((device) => BrowserPeer.open(cloud, { device })));
+    const pid = stack.agent.child.pid!;
+    const browsers = await Promise.all(
+      stack.containers.map((device) => BrowserPeer.open(stack.cloud, { device })),
+    );
     const samples: number[] = [];
     const received = browsers.map(() => 0);
     try {
@@ -97,16 +71,16 @@ describe('agent lifecycle', () => {
     console.log(`# flood RSS MiB: early ${early.toFixed(0)}, peak ${peak.toFixed(0)}`);
     assert.ok(peak < 400, `agent RSS peaked at ${peak.toFixed(0)} MiB`);
     assert.ok(peak - early < 64, `RSS grew by ${(peak - early).toFixed(0)} MiB during the flood`);
-    await waitForNoShells(containers);
+    await waitForNoShells(stack.containers);
   });
 
   it('drains on SIGTERM: every session told why, no shell left, exit code 0', async () => {
     const browsers = await Promise.all(
-      [0, 1, 0, 1].map((i) => BrowserPeer.open(cloud, { device: containers[i]! })),
+      [0, 1, 0, 1].map((i) => BrowserPeer.open(stack.cloud, { device: stack.containers[i]! })),
     );
     try {
-      assert.ok((await shellsIn(containers[0]!)).length >= 2);
-      const code = await agent.stop('SIGTERM');
+      assert.ok((await shellsIn(stack.containers[0]!)).length >= 2);
+      const code = await stack.agent.stop('SIGTERM');
       assert.equal(code, 0);
       for (const b of browsers) {
         assert.deepEqual(await b.waitFor((m) => m.type === 'pty_disconnected', 5_000), {
@@ -114,8 +88,8 @@ describe('agent lifecycle', () => {
           reason: 'shutdown',
         });
       }
-      assert.match(agent.log, /agent stopped/);
-      await waitForNoShells(containers);
+      assert.match(stack.agent.log, /agent stopped/);
+      await waitForNoShells(stack.containers);
     } finally {
       for (const b of browsers) b.close();
     }

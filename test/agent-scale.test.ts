@@ -3,40 +3,19 @@
  * echoing its own token, then all closed with no shell left behind.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
-import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { describe, it } from 'node:test';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { waitForNoShells } from './helpers/containers.js';
+import { useStack } from './helpers/stack.js';
 
 const SESSIONS = 100;
 const CONTAINERS = 10;
 const CONCURRENCY = 20;
 
-const prefix = uniquePrefix('scale');
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
-
-before(async () => {
-  containers = await startContainers(prefix, CONTAINERS);
-  cloud = await TestCloud.start();
-  agent = AgentProcess.start(cloud.url, [
-    '--containers',
-    `${prefix}-*`,
-    '--workers',
-    '2',
-    '--offers-per-second',
-    '1000',
-  ]);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  await agent?.stop();
-  await cloud?.close();
-  await removeContainers(containers ?? []);
-  await cleanupPeers();
+const stack = useStack({
+  name: 'scale',
+  containers: CONTAINERS,
+  agentArgs: ['--offers-per-second', '1000'],
 });
 
 function percentile(sorted: number[], p: number): number {
@@ -52,8 +31,8 @@ describe('scale', () => {
         const settled = await Promise.allSettled(
           Array.from({ length: Math.min(CONCURRENCY, SESSIONS - start) }, async (_, j) => {
             const t0 = performance.now();
-            const browser = await BrowserPeer.open(cloud, {
-              device: containers[(start + j) % CONTAINERS]!,
+            const browser = await BrowserPeer.open(stack.cloud, {
+              device: stack.containers[(start + j) % CONTAINERS]!,
               timeoutMs: 60_000,
             });
             setupMs.push(performance.now() - t0);
@@ -85,6 +64,6 @@ describe('scale', () => {
     } finally {
       for (const b of browsers) b.close();
     }
-    await waitForNoShells(containers, 30_000);
+    await waitForNoShells(stack.containers, 30_000);
   });
 });

@@ -4,26 +4,17 @@
  * session (a ping flood is answered by one error, not by a flood of pongs).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers, realOfferSdp } from './helpers/browser-peer.js';
-import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { describe, it } from 'node:test';
+import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
+import { waitForNoShells } from './helpers/containers.js';
+import { useStack } from './helpers/stack.js';
 
-const prefix = uniquePrefix('limit');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
 
-before(async () => {
-  containers = await startContainers(prefix, 3);
-  cloud = await TestCloud.start();
-  agent = AgentProcess.start(cloud.url, [
-    '--containers',
-    `${prefix}-*`,
-    '--workers',
-    '2',
+const stack = useStack({
+  name: 'limit',
+  containers: 3,
+  agentArgs: [
     '--max-message-bytes',
     '1024',
     '--max-sdp-bytes',
@@ -36,16 +27,8 @@ before(async () => {
     '5',
     '--max-messages-per-second',
     '50',
-  ]);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  assert.equal(await agent?.stop(), 0);
-  assert.equal(agent.logLines().find((l) => l.msg === 'workers drained')?.peersClosed, 0);
-  await cloud?.close();
-  await removeContainers(containers ?? []);
-  await cleanupPeers();
+  ],
+  expectCleanDrain: 'no-peers',
 });
 
 /** The offer token bucket refills in a second; each test starts with a full one. */
@@ -56,7 +39,7 @@ async function refill(): Promise<void> {
 describe('limits', () => {
   it('--max-message-bytes: a larger data channel message is refused, the session goes on', async () => {
     await refill();
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
       browser.type('x'.repeat(1100));
       const error = await browser.waitFor((m) => m.type === 'error');
@@ -73,9 +56,9 @@ describe('limits', () => {
     await refill();
     const sdp = await realOfferSdp();
     const big = sdp + `a=x-padding:${'p'.repeat(2100)}\r\n`;
-    const answer = await cloud.offer({
+    const answer = await stack.cloud.offer({
       session_id: 'big-sdp',
-      device_id: containers[0],
+      device_id: stack.containers[0],
       sdp: big,
       sdp_type: 'offer',
     });
@@ -86,13 +69,13 @@ describe('limits', () => {
   it('--max-sessions-per-container and --max-sessions: refusals name the limit', async () => {
     await refill();
     const open = [
-      await BrowserPeer.open(cloud, { device: containers[1]! }),
-      await BrowserPeer.open(cloud, { device: containers[1]! }),
+      await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! }),
+      await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! }),
     ];
     try {
-      const perContainer = await cloud.offer({
+      const perContainer = await stack.cloud.offer({
         session_id: 'third-in-container',
-        device_id: containers[1],
+        device_id: stack.containers[1],
         sdp: await realOfferSdp(),
         sdp_type: 'offer',
       });
@@ -101,17 +84,17 @@ describe('limits', () => {
         perContainer.status === 'error' ? perContainer.message : '',
         /already has 2 sessions, its limit/,
       );
-      open.push(await BrowserPeer.open(cloud, { device: containers[2]! }));
-      const perHost = await cloud.offer({
+      open.push(await BrowserPeer.open(stack.cloud, { device: stack.containers[2]! }));
+      const perHost = await stack.cloud.offer({
         session_id: 'fourth-on-host',
-        device_id: containers[0],
+        device_id: stack.containers[0],
         sdp: await realOfferSdp(),
         sdp_type: 'offer',
       });
       assert.equal(perHost.status === 'error' && perHost.code, 'TG_ERR_CAPACITY_HOST');
       assert.match(perHost.status === 'error' ? perHost.message : '', /limit of 3 sessions/);
       // connect_pty into a full container is refused the same way, and the session stays where it was.
-      open[2]!.send({ type: 'connect_pty', container: containers[1]! });
+      open[2]!.send({ type: 'connect_pty', container: stack.containers[1]! });
       const denied = await open[2]!.waitFor((m) => m.type === 'error');
       assert.equal(denied.type === 'error' && denied.code, 'TG_ERR_CAPACITY_CONTAINER');
       open[2]!.type('echo stayed-$((2+2))\n');
@@ -119,14 +102,19 @@ describe('limits', () => {
     } finally {
       for (const b of open) b.close();
     }
-    await Promise.all(open.map((b) => cloud.waitForDisconnectNotice(b.sessionId)));
+    await Promise.all(open.map((b) => stack.cloud.waitForDisconnectNotice(b.sessionId)));
   });
 
   it('--offers-per-second: a burst past the rate is refused as rate limited', async () => {
     await refill();
     const answers = await Promise.all(
       Array.from({ length: 15 }, (_, i) =>
-        cloud.offer({ session_id: `burst-${i}`, device_id: 'not-served', sdp: 'v=0', sdp_type: 'offer' }),
+        stack.cloud.offer({
+          session_id: `burst-${i}`,
+          device_id: 'not-served',
+          sdp: 'v=0',
+          sdp_type: 'offer',
+        }),
       ),
     );
     const codes = answers.map((a) => (a.status === 'error' ? a.code : 'success'));
@@ -140,7 +128,7 @@ describe('limits', () => {
 
   it('--max-messages-per-second: a ping flood gets one error, not a flood of pongs', async () => {
     await refill();
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
       await sleep(1_100); // a full bucket of 50 messages
       for (let i = 0; i < 1000; i++) browser.send({ type: 'ping' });
@@ -156,10 +144,10 @@ describe('limits', () => {
     } finally {
       browser.close();
     }
-    await cloud.waitForDisconnectNotice(browser.sessionId);
+    await stack.cloud.waitForDisconnectNotice(browser.sessionId);
   });
 
   it('leaves no shell behind', async () => {
-    await waitForNoShells(containers);
+    await waitForNoShells(stack.containers);
   });
 });

@@ -6,11 +6,10 @@
 import assert from 'node:assert/strict';
 import { createHash, type Hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
-import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { describe, it } from 'node:test';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { waitForNoShells } from './helpers/containers.js';
+import { useStack } from './helpers/stack.js';
 
 const SESSIONS = 50;
 const CONTAINERS = 5;
@@ -20,6 +19,12 @@ const REPEAT = Math.floor((20 * 1024 * 1024) / LINE_BYTES);
 const TOTAL = LINE_BYTES * REPEAT;
 const START = Buffer.from('<<S1001>>\n');
 const END = Buffer.from('<<E1002>>');
+const stack = useStack({
+  name: 'lost',
+  containers: CONTAINERS,
+  agentArgs: ['--max-sessions-per-container', String(SESSIONS / CONTAINERS)],
+});
+
 /**
  * The bound: the agent idles at about 100 MiB (two workers, two addon copies). Under this load each
  * session holds output in flight at every hop: the channel's 1 MiB high-water mark, usrsctp's send
@@ -28,11 +33,6 @@ const END = Buffer.from('<<E1002>>');
  * room for noise and would still be blown through by any leak of the 1 GB streamed.
  */
 const RSS_BOUND_MIB = 512;
-
-const prefix = uniquePrefix('lost');
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -98,36 +98,15 @@ function expectedSha256(): string {
   return hash.digest('hex');
 }
 
-before(async () => {
-  containers = await startContainers(prefix, CONTAINERS);
-  cloud = await TestCloud.start();
-  agent = AgentProcess.start(cloud.url, [
-    '--containers',
-    `${prefix}-*`,
-    '--workers',
-    '2',
-    '--max-sessions-per-container',
-    String(SESSIONS / CONTAINERS),
-  ]);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  await agent?.stop();
-  await cloud?.close();
-  await removeContainers(containers ?? []);
-  await cleanupPeers();
-});
-
 describe('nothing lost', () => {
   it(`delivers ${SESSIONS} × 20 MiB byte-exact at once, RSS under ${RSS_BOUND_MIB} MiB`, async () => {
-    const pid = agent.child.pid!;
+    const pid = stack.agent.child.pid!;
     const baseline = rssMiB(pid);
     const verifiers = Array.from({ length: SESSIONS }, () => new StreamVerifier());
     const browsers = await Promise.all(
       verifiers.map((v, i) =>
-        BrowserPeer.open(cloud, {
-          device: containers[i % CONTAINERS]!,
+        BrowserPeer.open(stack.cloud, {
+          device: stack.containers[i % CONTAINERS]!,
           encoding: i % 2 === 0 ? 'json' : 'msgpack',
           onOutput: (bytes) => v.feed(bytes),
           timeoutMs: 60_000,
@@ -168,12 +147,12 @@ describe('nothing lost', () => {
         `${baseline.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB (bound ${RSS_BOUND_MIB})`,
     );
     assert.ok(peak < RSS_BOUND_MIB, `agent RSS peaked at ${peak.toFixed(0)} MiB`);
-    await waitForNoShells(containers, 30_000);
+    await waitForNoShells(stack.containers, 30_000);
   });
 
   it('leaves no peer in the agent: a drain finds none, exit 0', async () => {
-    assert.equal(await agent.stop('SIGTERM'), 0);
-    const drained = agent.logLines().find((l) => l.msg === 'workers drained');
+    assert.equal(await stack.agent.stop('SIGTERM'), 0);
+    const drained = stack.agent.logLines().find((l) => l.msg === 'workers drained');
     assert.equal(drained?.peersClosed, 0);
   });
 });

@@ -4,9 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import nodeDataChannel from 'node-datachannel';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix } from './helpers/containers.js';
 import { freePort, waitForStatus } from './helpers/metrics.js';
 import { PrometheusServer, type QueryResult } from './helpers/prometheus.js';
@@ -46,8 +45,7 @@ after(
     await agent?.stop();
     await cloud?.close();
     await removeContainers(containers);
-    // The test's own peers: release the addon's threads, or they may keep this process alive.
-    nodeDataChannel.cleanup();
+    await cleanupPeers();
   },
   { timeout: 120_000 },
 );

@@ -89,6 +89,28 @@ export class Peer extends SafeEmitter<PeerEvents> {
     }
   }
 
+  /**
+   * Waits `ms`, or less if the remote ends the connection first. A data channel's buffered amount only
+   * counts what libdatachannel still holds; up to the SCTP send buffer more may still be on its way
+   * (nothing reports it: `bytesSent()` counts what SCTP accepted), and closing the peer drops it. The
+   * linger gives the last messages, a goodbye behind a flood, time to reach the browser.
+   */
+  linger(ms: number): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('state', onState);
+        resolve();
+      };
+      const onState = (state: PeerState) => {
+        if (state === 'closed' || state === 'failed' || state === 'disconnected') done();
+      };
+      const timer = setTimeout(done, ms);
+      this.on('state', onState);
+    });
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

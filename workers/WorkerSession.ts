@@ -27,6 +27,11 @@ import { TerminalChannel } from './TerminalChannel.js';
 
 /** How long a closing session waits for its last messages to leave the channel. */
 const CLOSE_FLUSH_MS = 5000;
+/**
+ * How long a closed channel's peer stays up so SCTP can deliver what it still holds. Measured: 250 ms
+ * got every goodbye through behind three floods on a loaded 2-core host; twice that leaves a margin.
+ */
+const CLOSE_LINGER_MS = 500;
 /** Input messages kept while a resize is in flight (a resize takes milliseconds; typing is slower). */
 const MAX_INPUT_HELD_FOR_RESIZE = 256;
 /** PTY news kept for a channel that is not open yet: an error or a goodbye, never output. */
@@ -126,6 +131,7 @@ export class WorkerSession {
     if (goodbye) {
       await this.#channel!.flushed(CLOSE_FLUSH_MS);
       await this.#channel!.closeGracefully(CLOSE_FLUSH_MS);
+      await this.#peer.linger(CLOSE_LINGER_MS);
     }
     this.#channel?.close();
     this.#peer.close();
