@@ -3,65 +3,43 @@
  * every refusal with a message a person can act on, trickle ICE both ways, and disconnects.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers, realOfferSdp } from './helpers/browser-peer.js';
-import {
-  docker,
-  removeContainers,
-  startContainers,
-  uniquePrefix,
-  waitForNoShells,
-} from './helpers/containers.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { describe, it } from 'node:test';
+import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
+import { docker, startContainers, waitForNoShells } from './helpers/containers.js';
+import { useStack } from './helpers/stack.js';
 
-const prefix = uniquePrefix('sig');
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
 let stopped: string;
 let outsider: string[];
 
-before(async () => {
-  containers = await startContainers(prefix, 2, ['termgate.role=vplc']);
-  stopped = (await startContainers(`${prefix}-down`, 1, ['termgate.role=vplc']))[0]!;
-  await docker('stop', '-t', '0', stopped!);
-  outsider = await startContainers(`${prefix}-lbl`, 1); // matches the glob, lacks the label
-  cloud = await TestCloud.start();
-  cloud.requiredToken = 'sekret-token-123';
-  agent = AgentProcess.start(cloud.url, [
-    '--containers',
-    `${prefix}-*`,
+const stack = useStack({
+  name: 'sig',
+  containers: 2,
+  labels: ['termgate.role=vplc'],
+  agentArgs: [
     '--container-label',
     'termgate.role=vplc',
     '--token',
     'sekret-token-123',
-    '--workers',
-    '2',
     '--max-sessions-per-container',
     '2',
-  ]);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  await agent?.stop();
-  await cloud?.close();
-  await removeContainers(
-    [...(containers ?? []), stopped, ...(outsider ?? [])].filter((n): n is string => Boolean(n)),
-  );
-  await cleanupPeers();
+  ],
+  beforeAgent: async (s) => {
+    stopped = s.track(await startContainers(`${s.prefix}-down`, 1, ['termgate.role=vplc']))[0]!;
+    await docker('stop', '-t', '0', stopped);
+    outsider = s.track(await startContainers(`${s.prefix}-lbl`, 1)); // matches the glob, lacks the label
+    s.cloud.requiredToken = 'sekret-token-123';
+  },
 });
 
 describe('signaling', () => {
   it('authenticates with the token in the handshake', () => {
-    const auth = cloud.handshakes.at(-1)!;
+    const auth = stack.cloud.handshakes.at(-1)!;
     assert.equal(auth.token, 'sekret-token-123');
     assert.equal(auth.role, 'agent');
   });
 
   it('answers an offer with exactly the fields of the design document', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
       const answer = browser.answer!;
       assert.deepEqual(Object.keys(answer).sort(), [
@@ -85,7 +63,10 @@ describe('signaling', () => {
 
   it('trickles ICE both ways, whether the browser sends candidates before or after the answer', async () => {
     for (const candidatesAfterAnswer of [false, true]) {
-      const browser = await BrowserPeer.open(cloud, { device: containers[1]!, candidatesAfterAnswer });
+      const browser = await BrowserPeer.open(stack.cloud, {
+        device: stack.containers[1]!,
+        candidatesAfterAnswer,
+      });
       try {
         assert.ok(browser.agentCandidates.length > 0, 'the agent sent its own candidates');
         for (const c of browser.agentCandidates) assert.match(c, /^candidate:/);
@@ -99,7 +80,7 @@ describe('signaling', () => {
 
   it('echoes the correlation_id it was given, string or number', async () => {
     const sdp = await realOfferSdp();
-    const answer = await cloud.offer({
+    const answer = await stack.cloud.offer({
       correlation_id: 'abc-7',
       session_id: 'corr-1',
       device_id: 'nope',
@@ -119,7 +100,7 @@ describe('signaling', () => {
         /not allowed/,
       ],
       [
-        { session_id: 'e2', device_id: `${prefix}-404`, sdp, sdp_type: 'offer' },
+        { session_id: 'e2', device_id: `${stack.prefix}-404`, sdp, sdp_type: 'offer' },
         'TG_ERR_CONTAINER_NOT_FOUND',
         /does not exist/,
       ],
@@ -134,23 +115,23 @@ describe('signaling', () => {
         /not allowed/,
       ],
       [
-        { session_id: 'e5', device_id: containers[0], sdp: 'v=0\r\nbogus', sdp_type: 'offer' },
+        { session_id: 'e5', device_id: stack.containers[0], sdp: 'v=0\r\nbogus', sdp_type: 'offer' },
         'TG_ERR_BAD_SDP',
         /SDP/,
       ],
       [
-        { session_id: 'e6', device_id: containers[0], sdp, sdp_type: 'answer' },
+        { session_id: 'e6', device_id: stack.containers[0], sdp, sdp_type: 'answer' },
         'TG_ERR_INVALID_PAYLOAD',
         /sdp_type/,
       ],
       [{ session_id: 'e7', sdp, sdp_type: 'offer' }, 'TG_ERR_INVALID_PAYLOAD', /device_id/],
       [
-        { session_id: 42, device_id: containers[0], sdp, sdp_type: 'offer' },
+        { session_id: 42, device_id: stack.containers[0], sdp, sdp_type: 'offer' },
         'TG_ERR_INVALID_PAYLOAD',
         /session_id/,
       ],
       [
-        { session_id: 'e9', device_id: containers[0], sdp: 'x'.repeat(70_000), sdp_type: 'offer' },
+        { session_id: 'e9', device_id: stack.containers[0], sdp: 'x'.repeat(70_000), sdp_type: 'offer' },
         'TG_ERR_INVALID_PAYLOAD',
         /larger than/,
       ],
@@ -161,7 +142,7 @@ describe('signaling', () => {
       ],
     ];
     for (const [payload, code, message] of cases) {
-      const answer = await cloud.offer(payload);
+      const answer = await stack.cloud.offer(payload);
       assert.equal(answer.status, 'error', JSON.stringify(payload).slice(0, 80));
       assert.equal(answer.status === 'error' && answer.code, code, JSON.stringify(payload).slice(0, 80));
       assert.match(answer.status === 'error' ? answer.message : '', message);
@@ -170,11 +151,11 @@ describe('signaling', () => {
   });
 
   it('refuses a duplicate session_id and keeps the first session working', async () => {
-    const first = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const first = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
-      const answer = await cloud.offer({
+      const answer = await stack.cloud.offer({
         session_id: first.sessionId,
-        device_id: containers[0],
+        device_id: stack.containers[0],
         sdp: await realOfferSdp(),
         sdp_type: 'offer',
       });
@@ -188,13 +169,13 @@ describe('signaling', () => {
 
   it('refuses a third session into a container limited to two', async () => {
     const open = [
-      await BrowserPeer.open(cloud, { device: containers[1]! }),
-      await BrowserPeer.open(cloud, { device: containers[1]! }),
+      await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! }),
+      await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! }),
     ];
     try {
-      const answer = await cloud.offer({
+      const answer = await stack.cloud.offer({
         session_id: 'third',
-        device_id: containers[1],
+        device_id: stack.containers[1],
         sdp: await realOfferSdp(),
         sdp_type: 'offer',
       });
@@ -206,7 +187,7 @@ describe('signaling', () => {
   });
 
   it('emits the answer as webrtc:answer when the cloud sends no ack', async () => {
-    await cloud.emitRaw('webrtc:offer', {
+    await stack.cloud.emitRaw('webrtc:offer', {
       correlation_id: 99,
       session_id: 'no-ack',
       device_id: 'nope',
@@ -214,42 +195,42 @@ describe('signaling', () => {
       sdp_type: 'offer',
     });
     const deadline = Date.now() + 10_000;
-    while (!cloud.answersWithoutAck.some((a) => a.correlation_id === 99) && Date.now() < deadline) {
+    while (!stack.cloud.answersWithoutAck.some((a) => a.correlation_id === 99) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    const answer = cloud.answersWithoutAck.find((a) => a.correlation_id === 99);
+    const answer = stack.cloud.answersWithoutAck.find((a) => a.correlation_id === 99);
     assert.equal(answer?.status, 'error');
   });
 
   it('answers disconnects for unknown sessions with an error and ignores stray ICE', async () => {
-    const reply = (await cloud.emitWithAck('webrtc:disconnect', { session_id: 'never-was' })) as {
+    const reply = (await stack.cloud.emitWithAck('webrtc:disconnect', { session_id: 'never-was' })) as {
       status: string;
       code: string;
     };
     assert.equal(reply.status, 'error');
     assert.equal(reply.code, 'TG_ERR_UNKNOWN_SESSION');
-    await cloud.emitRaw('webrtc:ice', {
+    await stack.cloud.emitRaw('webrtc:ice', {
       session_id: 'never-was',
       candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host',
       sdp_mid: '0',
     });
-    await cloud.emitRaw('webrtc:ice', 'not even an object');
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    await stack.cloud.emitRaw('webrtc:ice', 'not even an object');
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     browser.close();
-    assert.ok(!agent.exited);
+    assert.ok(!stack.agent.exited);
   });
 
   it('lists the containers it serves on agent:devices', async () => {
-    const reply = (await cloud.emitWithAck('agent:devices', {})) as {
+    const reply = (await stack.cloud.emitWithAck('agent:devices', {})) as {
       devices: Array<{ name: string; state: string }>;
     };
     const names = reply.devices.map((d) => d.name);
     // Allowed containers only (the unlabelled one is missing), stopped ones with their state.
-    assert.deepEqual(names, [...containers, stopped].sort());
+    assert.deepEqual(names, [...stack.containers, stopped].sort());
     for (const d of reply.devices) assert.equal(d.state, d.name === stopped ? 'exited' : 'running');
   });
 
   it('leaves no shells behind', async () => {
-    await waitForNoShells(containers);
+    await waitForNoShells(stack.containers);
   });
 });

@@ -3,55 +3,36 @@
  * connect_pty, close, disconnect, idle timeout, a container stopped mid-session, and no shell left behind.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
+import { describe, it } from 'node:test';
+import { BrowserPeer } from './helpers/browser-peer.js';
 import {
   docker,
   removeContainers,
   shellsIn,
   startContainers,
-  uniquePrefix,
   waitForNoShells,
 } from './helpers/containers.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { useStack } from './helpers/stack.js';
 
-const prefix = uniquePrefix('term');
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
 let refused: string[];
 
-before(async () => {
-  containers = await startContainers(prefix, 3);
-  refused = await startContainers(`${prefix}x`.replace('vplc-', 'plc-'), 1);
-  cloud = await TestCloud.start();
-  agent = AgentProcess.start(cloud.url, [
-    '--containers',
-    `${prefix}-*`,
-    '--workers',
-    '2',
-    '--idle-timeout',
-    '600',
-  ]);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  await agent?.stop();
-  await cloud?.close();
-  await removeContainers([...(containers ?? []), ...(refused ?? [])]);
-  await cleanupPeers();
+const stack = useStack({
+  name: 'term',
+  containers: 3,
+  agentArgs: ['--idle-timeout', '600'],
+  beforeAgent: async (s) => {
+    refused = s.track(await startContainers(`${s.prefix}x`.replace('vplc-', 'plc-'), 1));
+  },
 });
 
 describe('terminal over the data channel', () => {
   it('sends ready then pty_connected, and echoes what is typed', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]!, noWait: true });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]!, noWait: true });
     try {
       const ready = await browser.waitFor((m) => m.type === 'ready');
       assert.deepEqual(ready, { type: 'ready' });
       const connected = await browser.waitFor((m) => m.type === 'pty_connected');
-      assert.deepEqual(connected, { type: 'pty_connected', container: containers[0] });
+      assert.deepEqual(connected, { type: 'pty_connected', container: stack.containers[0] });
       const token = `tok-${Math.random().toString(36).slice(2)}`;
       browser.type(`echo ${token}-$((6*7))\n`);
       await browser.waitForScreen(`${token}-42`);
@@ -61,7 +42,7 @@ describe('terminal over the data channel', () => {
   });
 
   it('answers ping with pong', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
       browser.send({ type: 'ping' });
       assert.deepEqual(await browser.waitFor((m) => m.type === 'pong'), { type: 'pong' });
@@ -71,7 +52,7 @@ describe('terminal over the data channel', () => {
   });
 
   it('resizes the PTY: stty size reflects it', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[1]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! });
     try {
       browser.send({ type: 'resize', cols: 123, rows: 45 });
       browser.type('stty size\n');
@@ -82,7 +63,7 @@ describe('terminal over the data channel', () => {
   });
 
   it('answers bad input with error and stays usable', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
       const cases: Array<[string | Buffer, string]> = [
         ['{not json', 'TG_ERR_INVALID_MESSAGE'],
@@ -114,7 +95,10 @@ describe('terminal over the data channel', () => {
   });
 
   it('speaks msgpack to a browser that sends binary, with output as raw bytes', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[1]!, encoding: 'msgpack' });
+    const browser = await BrowserPeer.open(stack.cloud, {
+      device: stack.containers[1]!,
+      encoding: 'msgpack',
+    });
     try {
       browser.send({ type: 'ping' });
       assert.deepEqual(await browser.waitFor((m) => m.type === 'pong'), { type: 'pong' });
@@ -131,67 +115,67 @@ describe('terminal over the data channel', () => {
   });
 
   it('connect_pty moves to an allowed container and refuses one outside the selector', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
       browser.send({ type: 'connect_pty', container: refused[0]!, cols: 90, rows: 30 });
       const denied = await browser.waitFor((m) => m.type === 'error');
       assert.equal(denied.type === 'error' && denied.code, 'TG_ERR_CONTAINER_NOT_ALLOWED');
-      browser.send({ type: 'connect_pty', container: `${prefix}-999` });
+      browser.send({ type: 'connect_pty', container: `${stack.prefix}-999` });
       const missing = await browser.waitFor((m) => m.type === 'error');
       assert.equal(missing.type === 'error' && missing.code, 'TG_ERR_CONTAINER_NOT_FOUND');
 
-      browser.send({ type: 'connect_pty', container: containers[2]!, cols: 91, rows: 31 });
+      browser.send({ type: 'connect_pty', container: stack.containers[2]!, cols: 91, rows: 31 });
       assert.deepEqual(await browser.waitFor((m) => m.type === 'pty_disconnected'), {
         type: 'pty_disconnected',
         reason: 'replaced',
       });
       assert.deepEqual(await browser.waitFor((m) => m.type === 'pty_connected'), {
         type: 'pty_connected',
-        container: containers[2],
+        container: stack.containers[2],
       });
       browser.type('stty size; cat /etc/hostname 2>/dev/null; echo moved-$((3*3))\n');
       await browser.waitForScreen('31 91');
       await browser.waitForScreen('moved-9');
-      await waitForNoShells([containers[0]!]);
-      assert.equal((await shellsIn(containers[2]!)).length, 1, 'one shell in the new container');
+      await waitForNoShells([stack.containers[0]!]);
+      assert.equal((await shellsIn(stack.containers[2]!)).length, 1, 'one shell in the new container');
     } finally {
       browser.close();
     }
-    await waitForNoShells(containers);
+    await waitForNoShells(stack.containers);
   });
 
   it('ends the session on a close message, tells the cloud, and leaves no shell', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[1]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! });
     browser.type('sleep 1000 & yes > /dev/null & echo bg-$((2+2))\n');
     await browser.waitForScreen('bg-4');
-    assert.ok((await shellsIn(containers[1]!)).length >= 3, 'shell, sleep and yes are running');
+    assert.ok((await shellsIn(stack.containers[1]!)).length >= 3, 'shell, sleep and yes are running');
     browser.send({ type: 'close' });
-    const notice = await cloud.waitForDisconnectNotice(browser.sessionId);
+    const notice = await stack.cloud.waitForDisconnectNotice(browser.sessionId);
     assert.equal(notice.reason, 'browser-closed');
     await browser.until(() => browser.channelClosed, 'the channel to close');
     browser.close();
-    await waitForNoShells([containers[1]!]);
+    await waitForNoShells([stack.containers[1]!]);
   });
 
   it('ends the session on webrtc:disconnect from the cloud', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[2]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[2]! });
     try {
-      cloud.disconnect(browser.sessionId);
+      stack.cloud.disconnect(browser.sessionId);
       assert.deepEqual(await browser.waitFor((m) => m.type === 'pty_disconnected'), {
         type: 'pty_disconnected',
         reason: 'cloud-disconnect',
       });
       await browser.until(() => browser.channelClosed, 'the channel to close');
-      await waitForNoShells([containers[2]!]);
+      await waitForNoShells([stack.containers[2]!]);
     } finally {
       browser.close();
     }
   });
 
   it('reports pty_disconnected when the container stops mid-session', async () => {
-    const [victim] = await startContainers(`${prefix}-stop`, 1);
+    const [victim] = await startContainers(`${stack.prefix}-stop`, 1);
     try {
-      const browser = await BrowserPeer.open(cloud, { device: victim! });
+      const browser = await BrowserPeer.open(stack.cloud, { device: victim! });
       try {
         browser.type('echo before-$((5+5))\n');
         await browser.waitForScreen('before-10');
@@ -210,6 +194,6 @@ describe('terminal over the data channel', () => {
   });
 
   it('leaves no shell in any container once every session has ended', async () => {
-    await waitForNoShells(containers);
+    await waitForNoShells(stack.containers);
   });
 });

@@ -5,97 +5,72 @@
  * endpoint binds to 127.0.0.1 unless told otherwise.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Command } from 'commander';
 import Docker from 'dockerode';
 import fc from 'fast-check';
 import { addAgentOptions, resolveAgentConfig, type AgentFlags } from '../src/config.js';
 import { ContainerAccess } from '../src/containers/ContainerAccess.js';
 import { TermgateError } from '../src/errors.js';
-import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
-import {
-  docker,
-  removeContainers,
-  shellsIn,
-  startContainers,
-  uniquePrefix,
-  waitForNoShells,
-} from './helpers/containers.js';
-import { TestCloud } from './helpers/test-cloud.js';
+import { BrowserPeer } from './helpers/browser-peer.js';
+import { docker, shellsIn, startContainers, waitForNoShells } from './helpers/containers.js';
+import { useStack } from './helpers/stack.js';
 
-const prefix = uniquePrefix('sec');
 const TOKEN = 'tok-Zq81-never-logged';
-let cloud: TestCloud;
-let agent: AgentProcess;
-let containers: string[];
 let outsiders: string[];
 let inputsTried = 0;
 
-before(async () => {
-  containers = await startContainers(prefix, 2);
-  // Names close to the allowed ones that the selector must still refuse.
-  outsiders = [
-    ...(await startContainers(`${prefix.replace('vplc-', 'xplc-')}`, 1)),
-    ...(await startContainers(`${prefix}x`, 1)),
-  ];
-  cloud = await TestCloud.start();
-  cloud.requiredToken = TOKEN;
-  agent = AgentProcess.start(cloud.url, [
-    '--containers',
-    `${prefix}-*`,
-    '--workers',
-    '2',
-    '--token',
-    TOKEN,
-    '--log-level',
-    'trace',
-  ]);
-  await cloud.waitForAgent();
-});
-
-after(async () => {
-  assert.equal(await agent?.stop(), 0);
-  await cloud?.close();
-  await removeContainers([...(containers ?? []), ...(outsiders ?? [])]);
-  console.log(
-    `# security: ${inputsTried} container names tried, none reached a container outside the selector`,
-  );
-  await cleanupPeers();
+const stack = useStack({
+  name: 'sec',
+  containers: 2,
+  agentArgs: ['--token', TOKEN, '--log-level', 'trace'],
+  expectCleanDrain: 'exit-0',
+  beforeAgent: async (s) => {
+    // Names close to the allowed ones that the selector must still refuse.
+    outsiders = s.track([
+      ...(await startContainers(`${s.prefix.replace('vplc-', 'xplc-')}`, 1)),
+      ...(await startContainers(`${s.prefix}x`, 1)),
+    ]);
+    s.cloud.requiredToken = TOKEN;
+  },
+  beforeTeardown: () =>
+    console.log(
+      `# security: ${inputsTried} container names tried, none reached a container outside the selector`,
+    ),
 });
 
 /** Names that try to get out of `${prefix}-*`. */
 async function escapeNames(): Promise<string[]> {
   const id = await docker('inspect', '--format', '{{.Id}}', outsiders[0]!);
-  const allowedId = await docker('inspect', '--format', '{{.Id}}', containers[0]!);
+  const allowedId = await docker('inspect', '--format', '{{.Id}}', stack.containers[0]!);
   return [
     `../${outsiders[0]}`,
-    `${containers[0]}/../${outsiders[0]}`,
-    `${prefix}-/../../${outsiders[0]}`,
+    `${stack.containers[0]}/../${outsiders[0]}`,
+    `${stack.prefix}-/../../${outsiders[0]}`,
     `/${outsiders[0]}`,
     outsiders[0]!,
     outsiders[1]!, // `${prefix}x-001`: shares the prefix, not the glob's dash
     '*',
-    `${prefix}-*`,
-    `${prefix}-00?`,
-    `${prefix}-[0-9]*`,
-    `{${outsiders[0]},${containers[0]}}`,
-    `!(${containers[0]})`,
-    `${prefix}-**/${outsiders[0]}`,
+    `${stack.prefix}-*`,
+    `${stack.prefix}-00?`,
+    `${stack.prefix}-[0-9]*`,
+    `{${outsiders[0]},${stack.containers[0]}}`,
+    `!(${stack.containers[0]})`,
+    `${stack.prefix}-**/${outsiders[0]}`,
     id, // a full id resolves in Docker
     id.slice(0, 12),
     allowedId.slice(0, 12), // the allowed container's own id is not its name
-    `${containers[0]}\u0000`,
-    `${containers[0]} `,
-    ` ${containers[0]}`,
-    `${containers[0]}\n`,
-    `${prefix}-ǅ01`,
-    `${prefix.toUpperCase()}-001`,
-    `\u202e${containers[0]}`,
-    `${prefix}\uff0d001`, // fullwidth hyphen
-    `${prefix}-${'a'.repeat(250)}`,
-    `${prefix}-${'a'.repeat(5000)}`,
-    `${prefix}-%2e%2e%2f${outsiders[0]}`,
+    `${stack.containers[0]}\u0000`,
+    `${stack.containers[0]} `,
+    ` ${stack.containers[0]}`,
+    `${stack.containers[0]}\n`,
+    `${stack.prefix}-ǅ01`,
+    `${stack.prefix.toUpperCase()}-001`,
+    `\u202e${stack.containers[0]}`,
+    `${stack.prefix}\uff0d001`, // fullwidth hyphen
+    `${stack.prefix}-${'a'.repeat(250)}`,
+    `${stack.prefix}-${'a'.repeat(5000)}`,
+    `${stack.prefix}-%2e%2e%2f${outsiders[0]}`,
   ];
 }
 
@@ -103,7 +78,7 @@ describe('security', () => {
   it('refuses device_id names that try to escape the glob', async () => {
     for (const name of await escapeNames()) {
       inputsTried++;
-      const answer = await cloud.offer({
+      const answer = await stack.cloud.offer({
         session_id: `esc-${inputsTried}`,
         device_id: name,
         sdp: 'v=0',
@@ -120,7 +95,7 @@ describe('security', () => {
   });
 
   it('refuses connect_pty names that try to escape the glob, and the session stays put', async () => {
-    const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
       for (const name of await escapeNames()) {
         inputsTried++;
@@ -145,21 +120,21 @@ describe('security', () => {
   });
 
   it('authorizes only names the selector allows (property-based, real Docker)', async () => {
-    const access = new ContainerAccess(new Docker(), { globs: [`${prefix}-*`], label: undefined });
-    const allowed = new Set(containers);
+    const access = new ContainerAccess(new Docker(), { globs: [`${stack.prefix}-*`], label: undefined });
+    const allowed = new Set(stack.containers);
     const near = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 300 }),
-      fc.string({ unit: 'grapheme', maxLength: 40 }).map((s) => `${prefix}-${s}`),
-      fc.string({ maxLength: 20 }).map((s) => `${s}${prefix}-001`),
+      fc.string({ unit: 'grapheme', maxLength: 40 }).map((s) => `${stack.prefix}-${s}`),
+      fc.string({ maxLength: 20 }).map((s) => `${s}${stack.prefix}-001`),
       fc
-        .constantFrom(...containers, ...outsiders)
+        .constantFrom(...stack.containers, ...outsiders)
         .chain((c) => fc.string({ maxLength: 6 }).map((s) => `${c}${s}`)),
       fc
         .constantFrom('..', '/', '*', '?', '[', ']', '{', '}', '!', '\\', '%2f')
         .chain((special) =>
           fc
-            .nat(containers[0]!.length)
-            .map((at) => containers[0]!.slice(0, at) + special + containers[0]!.slice(at)),
+            .nat(stack.containers[0]!.length)
+            .map((at) => stack.containers[0]!.slice(0, at) + special + stack.containers[0]!.slice(at)),
         ),
     );
     await fc.assert(
@@ -178,7 +153,7 @@ describe('security', () => {
 
   it('never logs terminal contents or the token, even at trace level', async () => {
     const secretIn = 'pw-Hq7Xk2-typed';
-    const browser = await BrowserPeer.open(cloud, { device: containers[1]! });
+    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! });
     try {
       browser.type(`echo ${secretIn}; echo out-$((7000+13))-secret\n`);
       await browser.waitForScreen('out-7013-secret');
@@ -187,8 +162,8 @@ describe('security', () => {
     } finally {
       browser.close();
     }
-    await cloud.waitForDisconnectNotice(browser.sessionId);
-    const log = agent.log;
+    await stack.cloud.waitForDisconnectNotice(browser.sessionId);
+    const log = stack.agent.log;
     assert.ok(log.length > 1000, 'trace logging produced a log to search');
     for (const secret of [TOKEN, secretIn, 'out-7013', 'bin-Wv3', '7000+13']) {
       assert.ok(!log.includes(secret), `the log contains ${secret}`);
@@ -216,6 +191,6 @@ describe('security', () => {
   });
 
   it('leaves no shell behind', async () => {
-    await waitForNoShells([...containers, ...outsiders]);
+    await waitForNoShells([...stack.containers, ...outsiders]);
   });
 });

@@ -105,9 +105,13 @@ describe('agent metrics endpoint', () => {
     },
   );
 
-  it('counts sessions, bytes, messages and errors exactly', { timeout: 120_000 }, async () => {
+  it('counts sessions, bytes, messages and errors exactly', { timeout: 120_000 }, async (t) => {
+    const retriesBefore = BrowserPeer.iceRetries;
     const a = await BrowserPeer.open(cloud!, { device: containers[0]! });
     const b = await BrowserPeer.open(cloud!, { device: containers[1]! });
+    // A setup the test peer had to try again (README, known issues) was a session too: it opened on the
+    // agent and ended there as peer-failed, and every count below includes it.
+    const retried = BrowserPeer.iceRetries - retriesBefore;
     try {
       // open() waited for pty_connected on each: one message taken out of `messages` per peer.
       let takenA = 1;
@@ -141,16 +145,16 @@ describe('agent metrics endpoint', () => {
           s.value('termgate_errors_total', { kind: 'signaling_payload', code: 'TG_ERR_INVALID_PAYLOAD' }),
           1,
         );
+        assert.equal(s.sum('termgate_sessions_ended_total'), 1 + retried);
         assert.equal(
           s.value('termgate_terminal_bytes_total', { direction: 'to_browser' }),
           a.outputBytes + b.outputBytes,
         );
       });
       expectStates(s, { connected: 2 });
-      assert.equal(s.value('termgate_sessions_opened_total', { result: 'success' }), 2);
+      assert.equal(s.value('termgate_sessions_opened_total', { result: 'success' }), 2 + retried);
       assert.equal(s.value('termgate_sessions_opened_total', { result: 'error' }), 1);
       assert.equal(s.value('termgate_sessions_ended_total', { reason: 'offer-failed' }), 1);
-      assert.equal(s.sum('termgate_sessions_ended_total'), 1);
       assert.equal(
         s.value('termgate_errors_total', { kind: 'offer_refused', code: 'TG_ERR_CONTAINER_NOT_ALLOWED' }),
         1,
@@ -167,9 +171,9 @@ describe('agent metrics endpoint', () => {
         s.value('termgate_datachannel_messages_total', { direction: 'to_browser' }),
         a.messages.length + takenA + b.messages.length + takenB,
       );
-      assert.equal(s.value('termgate_offer_to_answer_seconds_count'), 2);
+      assert.equal(s.value('termgate_offer_to_answer_seconds_count'), 2 + retried);
       assert.equal(s.value('termgate_offer_to_pty_connected_seconds_count'), 2);
-      assert.equal(s.value('termgate_offer_to_answer_seconds_bucket', { le: '+Inf' }), 2);
+      assert.equal(s.value('termgate_offer_to_answer_seconds_bucket', { le: '+Inf' }), 2 + retried);
       assert.ok(s.value('termgate_offer_to_pty_connected_seconds_sum') > 0);
       assert.equal(s.sum('termgate_worker_sessions'), 2);
       assert.equal(s.series('termgate_worker_sessions').length, 2);
@@ -177,10 +181,14 @@ describe('agent metrics endpoint', () => {
       // One session ends: its counts move to the ended totals and stay in the counters.
       const toBrowser = a.outputBytes + b.outputBytes;
       const toBrowserMessages = a.messages.length + takenA + b.messages.length + takenB;
+      const browserClosed = s.value('termgate_sessions_ended_total', { reason: 'browser-closed' });
       a.close();
       takenA = 0;
       const after = await scrapeUntil(base, (s) => {
-        assert.equal(s.value('termgate_sessions_ended_total', { reason: 'browser-closed' }), 1);
+        assert.equal(
+          s.value('termgate_sessions_ended_total', { reason: 'browser-closed' }),
+          browserClosed + 1,
+        );
       });
       expectStates(after, { connected: 1 });
       assert.equal(after.sum('termgate_worker_sessions'), 1);
@@ -195,7 +203,10 @@ describe('agent metrics endpoint', () => {
       b.close();
     }
     const closed = await scrapeUntil(base, (s) => expectStates(s, {}));
-    assert.equal(closed.value('termgate_sessions_ended_total', { reason: 'browser-closed' }), 2);
+    // The refused offer, the two sessions, and any retried setup.
+    assert.equal(closed.sum('termgate_sessions_ended_total'), 3 + retried);
+    assert.ok(closed.value('termgate_sessions_ended_total', { reason: 'browser-closed' }) >= 2);
+    t.diagnostic(`setups the test peer tried again: ${retried}`);
     assert.equal(closed.sum('termgate_worker_sessions'), 0);
   });
 

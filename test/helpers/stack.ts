@@ -17,8 +17,8 @@ export interface StackOptions {
   containers: number;
   /** Docker labels for those containers, `key=value`. */
   labels?: string[];
-  /** Agent flags beyond `--containers '<prefix>-*' --workers 2`. */
-  agentArgs?: string[];
+  /** Agent flags beyond `--containers '<prefix>-*' --workers 2`; a function is called after `beforeAgent`. */
+  agentArgs?: string[] | ((stack: Stack) => string[]);
   /** Runs once containers and cloud are up, before the agent starts (more containers, a cloud token). */
   beforeAgent?: (stack: Stack) => Promise<void>;
   /** Runs once the agent has registered with the cloud. */
@@ -57,7 +57,7 @@ export class Stack {
       `${this.prefix}-*`,
       '--workers',
       '2',
-      ...(options.agentArgs ?? []),
+      ...(typeof options.agentArgs === 'function' ? options.agentArgs(this) : (options.agentArgs ?? [])),
     ]);
     await this.cloud.waitForAgent();
     await options.afterAgent?.(this);
