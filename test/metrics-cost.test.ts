@@ -9,9 +9,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import nodeDataChannel from 'node-datachannel';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix } from './helpers/containers.js';
 import { freePort, scrape, waitForStatus } from './helpers/metrics.js';
 import { TestCloud } from './helpers/test-cloud.js';
@@ -121,8 +120,7 @@ after(
       await m.cloud.close();
     }
     await removeContainers(containers);
-    // The test's own peers: release the addon's threads, or they may keep this process alive.
-    nodeDataChannel.cleanup();
+    await cleanupPeers();
   },
   { timeout: 120_000 },
 );
