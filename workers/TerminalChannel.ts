@@ -224,6 +224,9 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
       const { message, encoding } = decodeInbound(input, this.#options.maxMessageBytes);
       this.#switchEncoding(encoding);
       if (message.type === 'input') {
+        // What follows a keystroke is its echo, not a stream: it goes out on the next turn, unbatched,
+        // even when the keystrokes come faster than the stream window (a fast typist, a paste).
+        this.#lastFlushMs = -Infinity;
         this.#stats[StatSlot.bytesFromBrowser]! +=
           typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
       }
