@@ -45,6 +45,7 @@ export interface AgentFlags {
   maxSessionsPerContainer?: string;
   offersPerSecond?: string;
   idleTimeout?: string;
+  setupTimeout?: string;
   sweepInterval?: string;
   shell?: string;
   dockerSocket?: string;
@@ -132,6 +133,14 @@ export function addAgentOptions(cmd: Command): Command {
     )
     .addOption(
       opt('--idle-timeout <seconds>', 'close a session idle this long', 'TERMGATE_IDLE_TIMEOUT', '300'),
+    )
+    .addOption(
+      opt(
+        '--setup-timeout <seconds>',
+        'close a session whose data channel has not opened this long after the answer (its shell goes too)',
+        'TERMGATE_SETUP_TIMEOUT',
+        '30',
+      ),
     )
     .addOption(
       opt(
@@ -347,6 +356,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       lowWaterMark: 256 * 1024,
       outputChunkBytes: 16 * 1024,
       maxPendingInputBytes: 1024 * 1024,
+      setupTimeoutMs: seconds('--setup-timeout', flags.setupTimeout),
       maxMessagesPerSecond: integer(
         '--max-messages-per-second',
         flags.maxMessagesPerSecond ?? '1000',

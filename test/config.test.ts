@@ -13,6 +13,7 @@ const base: AgentFlags = {
   maxSessionsPerContainer: '16',
   offersPerSecond: '100',
   idleTimeout: '300',
+  setupTimeout: '30',
   sweepInterval: '60',
   dockerSocket: '/var/run/docker.sock',
   maxMessageBytes: '65536',
@@ -25,6 +26,7 @@ describe('agent configuration', () => {
     const config = resolveAgentConfig(base);
     assert.equal(config.maxSessions, 500);
     assert.equal(config.idleTimeoutMs, 300_000);
+    assert.equal(config.session.setupTimeoutMs, 30_000);
     assert.equal(config.sweepIntervalMs, 60_000);
     assert.deepEqual(config.session.shell, ['/bin/sh']);
     assert.deepEqual(config.metricsListen, { host: '127.0.0.1', port: 9464 });
@@ -58,6 +60,7 @@ describe('agent configuration', () => {
     [{ workers: 'two' }, /--workers: expected an integer/],
     [{ workers: '0' }, /--workers: 0 is outside/],
     [{ idleTimeout: '-5' }, /--idle-timeout/],
+    [{ setupTimeout: 'soon' }, /--setup-timeout/],
     [{ portRange: '60000-50000' }, /--port-range: end/],
     [{ iceServer: ['http://x'] }, /--ice-server/],
     [{ metricsListen: 'nowhere' }, /--metrics-listen/],

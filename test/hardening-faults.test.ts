@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
+import { BrowserPeer, cleanupPeers, realOfferSdp } from './helpers/browser-peer.js';
 import {
   docker,
   removeContainers,
@@ -267,6 +267,30 @@ describe('faults', () => {
       await waitForNoShells([containers[2]!]);
     } finally {
       child.process.kill('SIGKILL');
+      await stopClean(agent);
+    }
+  });
+
+  it('the browser never connects: the session and its early shell end at the setup timeout', async () => {
+    const agent = startAgent(['--setup-timeout', '2']);
+    await cloud.waitForAgent();
+    const sessionId = `never-${randomBytes(3).toString('hex')}`;
+    const started = Date.now();
+    try {
+      // A real offer from a peer that is closed at once: the answer goes out, nobody ever connects.
+      const answer = await cloud.offer({
+        session_id: sessionId,
+        device_id: containers[1]!,
+        sdp: await realOfferSdp(),
+        sdp_type: 'offer',
+      });
+      assert.equal(answer.status, 'success');
+      faultsInjected++;
+      const notice = await cloud.waitForDisconnectNotice(sessionId, 20_000);
+      assert.equal(notice.reason, 'peer-failed');
+      assert.ok(Date.now() - started >= 2_000, 'not before the setup timeout');
+      await waitForNoShells([containers[1]!]);
+    } finally {
       await stopClean(agent);
     }
   });

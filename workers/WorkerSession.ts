@@ -65,6 +65,7 @@ export class WorkerSession {
   readonly #ptyRequests = new Map<number, { cols: number; rows: number }>();
   #result: Promise<SessionResult> | undefined;
   #disconnectedTimer: NodeJS.Timeout | undefined;
+  #setupTimer: NodeJS.Timeout | undefined;
   #finish!: (result: SessionResult) => void;
   readonly #finished: Promise<SessionResult>;
 
@@ -97,6 +98,10 @@ export class WorkerSession {
     try {
       const sdp = this.#peer.answer(this.#task.offerSdp);
       this.#post({ type: 'answer', sdp });
+      // The shell below starts before the browser is there; a browser that never arrives must not keep it.
+      this.#setupTimer = setTimeout(() => {
+        if (!this.#ready) void this.close('peer-failed');
+      }, this.#task.settings.setupTimeoutMs);
       // The exec is created while ICE, DTLS and SCTP run: it is the slow half of a setup, and this way
       // the channel opening and the shell starting overlap instead of following each other.
       void this.#openPty(this.#task.container, this.#size);
@@ -119,6 +124,7 @@ export class WorkerSession {
 
   async #close(reason: CloseReason, error?: ErrorData): Promise<SessionResult> {
     clearTimeout(this.#disconnectedTimer);
+    clearTimeout(this.#setupTimer);
     this.#ptyGeneration++;
     const pty = this.#pty;
     this.#pty = undefined;
@@ -211,6 +217,7 @@ export class WorkerSession {
     // libdatachannel may report a channel open twice (callback and already-open check).
     if (!this.#channel || this.closing || this.#ready) return;
     this.#ready = true;
+    clearTimeout(this.#setupTimer);
     this.#channel.send({ type: 'ready' });
     const held = this.#heldForChannel;
     this.#heldForChannel = [];

@@ -46,7 +46,21 @@ interface Side {
   errors: string[];
 }
 
+/**
+ * Shells still in the containers once the agent has had its setup timeout (30 s) to end sessions whose
+ * browser never connected: those are orphans.
+ */
 async function shellsLeft(containers: string[]): Promise<number> {
+  const deadline = Date.now() + 35_000;
+  let count = await countShells(containers);
+  while (count > 0 && Date.now() < deadline) {
+    await sleep(1000);
+    count = await countShells(containers);
+  }
+  return count;
+}
+
+async function countShells(containers: string[]): Promise<number> {
   let count = 0;
   for (const c of containers) {
     const { stdout } = await run('docker', ['top', c, '-o', 'pid,args']).catch(() => ({ stdout: '' }));

@@ -53,6 +53,8 @@ export interface SessionSettings {
   maxPendingInputBytes: number;
   /** Data channel messages one session may send per second (token bucket, bursts of one second). */
   maxMessagesPerSecond: number;
+  /** A session whose channel is not open this long after the answer is closed as `peer-failed`. */
+  setupTimeoutMs: number;
 }
 
 /** The Piscina task that runs one session from offer to close. */
