@@ -65,10 +65,11 @@ export class DirectExec extends Terminal {
   }
 
   async #identity(): Promise<ProcessIdentity | undefined> {
-    for (let attempt = 0; attempt < 50; attempt++) {
+    // As the agent does (workers/PtyBridge.ts): not running and no exit code means not started yet.
+    for (let attempt = 0; attempt < 500; attempt++) {
       const info = await this.#exec.inspect().catch(() => undefined);
-      if (!info || (!info.Running && attempt > 0)) return undefined;
-      if (info.Pid > 0) return identify(info.Pid);
+      if (info?.Running && info.Pid > 0) return identify(info.Pid);
+      if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     return undefined;

@@ -25,7 +25,7 @@ export interface PtyEvents {
 }
 
 const PID_POLL_MS = 20;
-const PID_POLL_ATTEMPTS = 100;
+const PID_POLL_ATTEMPTS = 500;
 
 export class PtyBridge extends SafeEmitter<PtyEvents> {
   readonly container: string;
@@ -137,16 +137,16 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     if (!this.#closing) this.safeEmit('exit', reason);
   }
 
-  /** The exec's host PID appears in the engine a few milliseconds after start. */
+  /**
+   * The exec's host PID appears in the engine after start, which under load can take a while: an exec
+   * that is not running yet and has no exit code has not started, and giving up then would leave its
+   * shell behind when the session closes. Only an exit code means there is nothing left to kill.
+   */
   async #resolveIdentity(): Promise<ProcessIdentity | undefined> {
     for (let attempt = 0; attempt < PID_POLL_ATTEMPTS && !this.#ended; attempt++) {
-      try {
-        const info = await this.#exec.inspect();
-        if (!info.Running && attempt > 0) return undefined;
-        if (info.Pid > 0) return identify(info.Pid);
-      } catch {
-        return undefined;
-      }
+      const info = await this.#exec.inspect().catch(() => undefined);
+      if (info?.Running && info.Pid > 0) return identify(info.Pid);
+      if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
       await new Promise((resolve) => setTimeout(resolve, PID_POLL_MS));
     }
     return undefined;
