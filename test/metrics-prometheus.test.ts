@@ -64,18 +64,22 @@ describe('Prometheus scraping the agent', () => {
       assert.equal(scalar(r), 1),
     );
     const peers: BrowserPeer[] = [];
+    const retriesBefore = BrowserPeer.iceRetries;
     try {
       peers.push(await BrowserPeer.open(cloud!, { device: containers[0]! }));
       peers.push(await BrowserPeer.open(cloud!, { device: containers[1]! }));
       peers.push(await BrowserPeer.open(cloud!, { device: containers[1]! }));
+      // A setup the test peer tried again (README, known issues) was a session on the agent too; its
+      // first try lives on in a worker until the setup timeout.
+      const retried = BrowserPeer.iceRetries - retriesBefore;
       const q = `sum(termgate_sessions{instance="${target}",state="connected"})`;
       await prometheus!.queryUntil(q, (r) => assert.equal(scalar(r), 3));
-      await prometheus!.queryUntil(`sum(termgate_worker_sessions{instance="${target}"})`, (r) =>
-        assert.equal(scalar(r), 3),
-      );
+      await prometheus!.queryUntil(`sum(termgate_worker_sessions{instance="${target}"})`, (r) => {
+        assert.ok(scalar(r) >= 3 && scalar(r) <= 3 + retried, `worker sessions: ${scalar(r)}`);
+      });
       await prometheus!.queryUntil(
         `termgate_sessions_opened_total{instance="${target}",result="success"}`,
-        (r) => assert.equal(scalar(r), 3),
+        (r) => assert.equal(scalar(r), 3 + retried),
       );
       peers.pop()!.close();
       await prometheus!.queryUntil(q, (r) => assert.equal(scalar(r), 2));
