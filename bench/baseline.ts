@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
-import { identify, killTree, type ProcessIdentity } from '../workers/process-tree.js';
+import { execIdentity, killTree } from '../workers/process-tree.js';
 import { nowMs, Terminal } from './load/Terminal.js';
 
 export interface DirectExecTimings {
@@ -59,19 +59,8 @@ export class DirectExec extends Terminal {
   }
 
   async #close(): Promise<void> {
-    const identity = await this.#identity();
+    const identity = await execIdentity(this.#exec);
     if (identity) killTree(identity);
     this.#stream.destroy();
-  }
-
-  async #identity(): Promise<ProcessIdentity | undefined> {
-    // As the agent does (workers/PtyBridge.ts): not running and no exit code means not started yet.
-    for (let attempt = 0; attempt < 500; attempt++) {
-      const info = await this.#exec.inspect().catch(() => undefined);
-      if (info?.Running && info.Pid > 0) return identify(info.Pid);
-      if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return undefined;
   }
 }

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import { ErrorCodes, TermgateError } from '../src/errors.js';
 import { SafeEmitter } from '../src/SafeEmitter.js';
-import { identify, killTree, type ProcessIdentity } from './process-tree.js';
+import { execIdentity, killTree, type ProcessIdentity } from './process-tree.js';
 
 export interface PtyOptions {
   container: string;
@@ -23,9 +23,6 @@ export interface PtyEvents {
   /** The shell ended or the stream broke; `close()` is still owed by the owner. */
   exit: [reason: string];
 }
-
-const PID_POLL_MS = 20;
-const PID_POLL_ATTEMPTS = 500;
 
 export class PtyBridge extends SafeEmitter<PtyEvents> {
   readonly container: string;
@@ -48,7 +45,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     stream.once('end', () => this.#onExit('the shell exited'));
     stream.once('close', () => this.#onExit('the exec stream closed'));
     stream.on('error', (err) => this.#onExit(`the exec stream failed: ${err.message}`));
-    this.#identity = this.#resolveIdentity();
+    this.#identity = execIdentity(exec, () => this.#ended);
   }
 
   /** Starts the shell in the container, attached to a PTY of the given size. */
@@ -135,21 +132,6 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     if (this.#ended) return;
     this.#ended = true;
     if (!this.#closing) this.safeEmit('exit', reason);
-  }
-
-  /**
-   * The exec's host PID appears in the engine after start, which under load can take a while: an exec
-   * that is not running yet and has no exit code has not started, and giving up then would leave its
-   * shell behind when the session closes. Only an exit code means there is nothing left to kill.
-   */
-  async #resolveIdentity(): Promise<ProcessIdentity | undefined> {
-    for (let attempt = 0; attempt < PID_POLL_ATTEMPTS && !this.#ended; attempt++) {
-      const info = await this.#exec.inspect().catch(() => undefined);
-      if (info?.Running && info.Pid > 0) return identify(info.Pid);
-      if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
-      await new Promise((resolve) => setTimeout(resolve, PID_POLL_MS));
-    }
-    return undefined;
   }
 }
 

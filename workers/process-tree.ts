@@ -33,6 +33,33 @@ export function identify(pid: number): ProcessIdentity | undefined {
   return startTime === undefined ? undefined : { pid, startTime };
 }
 
+/** What `execIdentity` reads from the engine: dockerode's `Exec.inspect()`, structurally. */
+export interface InspectableExec {
+  inspect(): Promise<{ Running: boolean; Pid: number; ExitCode?: number | null }>;
+}
+
+const PID_POLL_MS = 20;
+const PID_POLL_ATTEMPTS = 500;
+
+/**
+ * The host process of a docker exec, polled from the engine. Its PID appears after start, which under
+ * load can take a while: an exec that is not running and has no exit code has not started yet, and
+ * giving up then would leave its shell behind. Only an exit code (or `ended()`) means there is nothing
+ * left to kill.
+ */
+export async function execIdentity(
+  exec: InspectableExec,
+  ended: () => boolean = () => false,
+): Promise<ProcessIdentity | undefined> {
+  for (let attempt = 0; attempt < PID_POLL_ATTEMPTS && !ended(); attempt++) {
+    const info = await exec.inspect().catch(() => undefined);
+    if (info?.Running && info.Pid > 0) return identify(info.Pid);
+    if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, PID_POLL_MS));
+  }
+  return undefined;
+}
+
 function children(pid: number): number[] {
   try {
     const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
