@@ -11,6 +11,16 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+/**
+ * Node flags for the agent's process (e.g. `--cpu-prof`), as a JSON array: set by the bench CLI's
+ * `--agent-node-arg`, and read from the environment so that a scenario run in a child process sees it.
+ */
+export const AGENT_NODE_ARGS_ENV = 'TERMGATE_BENCH_AGENT_NODE_ARGS';
+
+function agentNodeArgs(): string[] {
+  const raw = process.env[AGENT_NODE_ARGS_ENV];
+  return raw ? (JSON.parse(raw) as string[]) : [];
+}
 const LOG_KEEP = 64 * 1024;
 
 function clockTicks(): number {
@@ -25,6 +35,8 @@ const CLK_TCK = clockTicks();
 export interface AgentOptions {
   cloudUrl: string;
   containersGlob: string;
+  /** `key=value` a container must also carry (the harness's run label). */
+  containerLabel?: string;
   workers: number;
   maxSessions: number;
   /** Flags added after the bench's own, e.g. `['--log-level', 'info']`. */
@@ -86,7 +98,9 @@ export class AgentUnderTest {
   private constructor(args: string[], metricsPort: number) {
     this.args = args;
     this.metricsPort = metricsPort;
-    this.child = spawn(process.execPath, [CLI, 'agent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [...agentNodeArgs(), CLI, 'agent', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const keep = (d: Buffer) => (this.#log = (this.#log + d.toString()).slice(-LOG_KEEP));
     this.child.stdout!.on('data', keep);
     this.child.stderr!.on('data', keep);
@@ -100,6 +114,7 @@ export class AgentUnderTest {
       options.cloudUrl,
       '--containers',
       options.containersGlob,
+      ...(options.containerLabel ? ['--container-label', options.containerLabel] : []),
       '--bind-address',
       '127.0.0.1',
       '--workers',

@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
-import { execIdentity, killTree } from '../workers/process-tree.js';
+import { execIdentity, killTree } from '../common/process-tree.js';
 import { nowMs, Terminal } from './load/Terminal.js';
 
 export interface DirectExecTimings {

@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { AGENT_NODE_ARGS_ENV } from './agent.js';
 import { closeAllHarnesses, type CommonOptions } from './harness.js';
 import { markdown, writeJson } from './report.js';
 import { runScenario, SCENARIOS, type Scenario, type ScenarioSizes } from './run.js';
@@ -16,6 +17,7 @@ interface Flags extends ScenarioSizes {
   encoding: 'json' | 'msgpack';
   browserSetup: 'actpass' | 'active';
   agentArg?: string[];
+  agentNodeArg?: string[];
   outDir?: string;
 }
 
@@ -50,15 +52,20 @@ async function main(argv: string[]): Promise<void> {
     )
     .addOption(
       new Option('--browser-setup <role>', "DTLS role in the simulated browsers' offer (see bench/README.md)")
-        .choices(['active', 'actpass'])
-        .default('active'),
+        .choices(['actpass', 'active'])
+        .default('actpass'),
     )
     .option(
       '--agent-arg <arg...>',
       'extra flag(s) for the agent, e.g. --agent-arg=--log-level --agent-arg=info',
     )
+    .option(
+      '--agent-node-arg <arg...>',
+      'Node flag(s) for the agent process, e.g. --agent-node-arg=--cpu-prof --agent-node-arg=--cpu-prof-dir=/tmp/prof',
+    )
     .option('--out-dir <dir>', 'where the JSON goes (default bench/results)')
     .option('--sessions <n>', 'setup: sessions to open (200)', positive)
+    .option('--sequential <n>', 'setup: sessions opened one after another, actpass offers (100)', positive)
     .option(
       '--concurrency <n>',
       'setup/capacity: setups in flight (20); soak: open/close loops (8)',
@@ -71,10 +78,10 @@ async function main(argv: string[]): Promise<void> {
     )
     .option('--keystrokes <n>', 'echo: keystrokes measured (1000)', positive)
     .option('--idle <n>', 'echo: idle sessions kept open meanwhile (200)', positive)
-    .option('--bytes <n>', 'throughput: bytes for one session (200000000)', positive)
-    .option('--parallel <n>', 'throughput: sessions at once (4)', positive)
-    .option('--parallel-bytes <n>', 'throughput: bytes per parallel session (50000000)', positive)
-    .option('--lines-bytes <n>', 'throughput: bytes of small writes (10000000)', positive)
+    .option('--bytes <n>', 'throughput: bytes of each line-output transfer, yes/seq/cat (50000000)', positive)
+    .option('--block-bytes <n>', 'throughput: bytes of the dd bs=64k transfer (200000000)', positive)
+    .option('--parallel <n>', 'throughput: sessions streaming at once (20)', positive)
+    .option('--parallel-bytes <n>', 'throughput: bytes per parallel session (20000000)', positive)
     .option('--steps <list>', 'capacity: session counts to ramp through (100,250,500,1000)', list)
     .option('--window <s>', 'capacity: seconds of idle sampling per step (7)', positive)
     .option('--duration <s>', 'soak: seconds of open/close cycling per side (150)', positive)
@@ -91,6 +98,7 @@ async function main(argv: string[]): Promise<void> {
   if (scenarios.length === 0)
     program.error(`unknown scenario "${scenarioArg}": expected ${SCENARIOS.join(', ')} or all`);
 
+  if (flags.agentNodeArg) process.env[AGENT_NODE_ARGS_ENV] = JSON.stringify(flags.agentNodeArg);
   const stop = () => {
     process.stderr.write('\nbench: interrupted, cleaning up\n');
     void closeAllHarnesses().finally(() => process.exit(130));

@@ -1,13 +1,13 @@
 /**
  * The bench's cloud: a Socket.IO server on 127.0.0.1 that accepts the agent under test, sends it offers
  * with an ack (as the design document's cloud does) and relays ICE both ways by session id. It times
- * each offer: emitted → answer acked.
+ * each offer: emitted → answer acked. `GET /` is a blank page: an origin for a real browser's peers.
  */
 import { once } from 'node:events';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
-import type { AnswerMessage, OutboundIceMessage } from '../src/protocol/signaling-messages.js';
+import type { AnswerMessage, OutboundIceMessage } from '../common/protocol/signaling.js';
 import { nowMs } from './load/Terminal.js';
 
 export interface OfferTiming {
@@ -23,7 +23,11 @@ export class BenchCloud {
   #correlation = 0;
 
   private constructor() {
-    this.#http = createServer();
+    this.#http = createServer((req, res) => {
+      const blank = req.method === 'GET' && req.url === '/';
+      res.writeHead(blank ? 200 : 404, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(blank ? '<!doctype html><title>termgate bench</title>' : '');
+    });
     this.#io = new Server(this.#http, { maxHttpBufferSize: 4 * 1024 * 1024 });
     this.#io.on('connection', (socket) => {
       this.#agent = socket;

@@ -5,15 +5,15 @@
  * concurrency C on either side, with their timings.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { AgentUnderTest } from './agent.js';
 import { BenchCloud } from './cloud.js';
 import { LoadProcess } from './load/LoadProcess.js';
 import type { BrowserSetup } from './load/BenchPeer.js';
-import type { OpenResult, TerminalKind } from './load/protocol.js';
-import type { Encoding } from '../src/protocol/terminal-messages.js';
+import type { OpenParams, OpenResult, TerminalKind } from './load/protocol.js';
+import { newRunId, ownedSleeperRunArgs, RUN_LABEL } from '../standin/ownership.js';
+import type { Encoding } from '../common/protocol/terminal-messages.js';
 
 const run = promisify(execFile);
 
@@ -64,16 +64,45 @@ export interface OpenedSession {
   error?: string;
 }
 
+/** How a termgate session's simulated browser speaks, when not as the load process was started. */
+export interface OpenOptions {
+  encoding?: Encoding;
+  setup?: BrowserSetup;
+}
+
 const active = new Set<BenchHarness>();
+
+/**
+ * Room in the agent's limits for setups a load process tries again: the failed first try keeps its slot
+ * until the agent's setup timeout (30 s), so a scenario sized to the limit would refuse the second try.
+ */
+function retryRoom(sessions: number): number {
+  return Math.ceil(sessions * 0.1) + 2;
+}
 
 /** Tears down every running harness (the CLI calls it on SIGINT). */
 export async function closeAllHarnesses(): Promise<void> {
   await Promise.all([...active].map((h) => h.close()));
 }
 
+/** Sessions a run set up on one side, and how many of them needed the load process's second try. */
+export interface SetupCount {
+  setups: number;
+  retried: number;
+}
+
 export class BenchHarness {
-  readonly prefix = `vplc-bench-${randomBytes(3).toString('hex')}`;
+  /** This run's id: in the label of each container it creates, and in the agent's selector. */
+  readonly runId = newRunId();
+  readonly prefix = `vplc-bench-${this.runId.slice(0, 6)}`;
+  /** Every setup of the run, counted where it happens (`openOne`, or a soak loop via `countSetups`). */
+  readonly setupCounts: Record<TerminalKind, SetupCount> = {
+    termgate: { setups: 0, retried: 0 },
+    baseline: { setups: 0, retried: 0 },
+  };
   containers: string[] = [];
+  /** Ids of the containers this harness created: the only ones it removes. */
+  readonly #containerIds: string[] = [];
   cloud: BenchCloud | undefined;
   agent: AgentUnderTest | undefined;
   loads: LoadProcess[] = [];
@@ -104,28 +133,21 @@ export class BenchHarness {
       { length: o.containers },
       (_, i) => `${this.prefix}-${String(i + 1).padStart(3, '0')}`,
     );
-    await Promise.all(
-      this.containers.map((name) =>
-        run('docker', [
-          'run',
-          '-d',
-          '--init',
-          '--network',
-          'none',
-          '--name',
-          name,
-          BENCH_IMAGE,
-          '/bin/sleep',
-          '1000000',
-        ]),
-      ),
+    const created = await Promise.allSettled(
+      this.containers.map(async (name) => {
+        const { stdout } = await run('docker', ownedSleeperRunArgs(name, BENCH_IMAGE, this.runId, 'bench'));
+        this.#containerIds.push(stdout.trim());
+      }),
     );
+    const failed = created.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     this.cloud = await BenchCloud.start();
     this.agent = await AgentUnderTest.start({
       cloudUrl: this.cloud.url,
       containersGlob: `${this.prefix}-*`,
+      containerLabel: `${RUN_LABEL}=${this.runId}`,
       workers: o.workers,
-      maxSessions: o.maxSessions,
+      maxSessions: o.maxSessions + retryRoom(o.maxSessions),
       extraArgs: o.agentArgs,
     });
     await this.cloud.waitForAgent();
@@ -144,6 +166,7 @@ export class BenchHarness {
     count: number,
     concurrency: number,
     bar?: ProgressBar,
+    options: OpenOptions = {},
   ): Promise<{ sessions: OpenedSession[]; wallMs: number }> {
     const sessions: OpenedSession[] = [];
     const start = performance.now();
@@ -151,7 +174,7 @@ export class BenchHarness {
     const lane = async () => {
       while (next < count) {
         const i = next++;
-        sessions.push(await this.openOne(kind, i));
+        sessions.push(await this.openOne(kind, i, options));
         bar?.increment();
       }
     };
@@ -159,11 +182,13 @@ export class BenchHarness {
     return { sessions, wallMs: performance.now() - start };
   }
 
-  async openOne(kind: TerminalKind, index = this.#seq): Promise<OpenedSession> {
+  async openOne(kind: TerminalKind, index = this.#seq, options: OpenOptions = {}): Promise<OpenedSession> {
     const id = `${kind === 'baseline' ? 'b' : 's'}-${this.prefix}-${this.#seq++}`;
     const device = this.containers[index % this.containers.length]!;
     const load = kind === 'baseline' ? this.baseline! : this.loads[index % this.loads.length]!;
-    const result = await load.request<OpenResult>('open', { id, kind, device, timeoutMs: 30_000 }, 60_000);
+    const params: OpenParams = { id, kind, device, timeoutMs: 30_000, ...options };
+    const result = await load.request<OpenResult>('open', params, 60_000);
+    this.countSetups(kind, 1, result.ok && result.retriedAs !== undefined ? 1 : 0);
     if (!result.ok) {
       load.offers.delete(id);
       return { id, ok: false, load, answerMs: undefined, readyMs: undefined, error: result.error };
@@ -194,6 +219,12 @@ export class BenchHarness {
     };
   }
 
+  /** Adds setups made elsewhere (a load process's soak loop) to the run's count. */
+  countSetups(kind: TerminalKind, setups: number, retried: number): void {
+    this.setupCounts[kind].setups += setups;
+    this.setupCounts[kind].retried += retried;
+  }
+
   /** Closes sessions and waits until the agent reports none (termgate side). */
   async closeSessions(sessions: OpenedSession[]): Promise<void> {
     await Promise.all(sessions.filter((s) => s.ok).map((s) => s.load.request('close', { id: s.id })));
@@ -210,8 +241,8 @@ export class BenchHarness {
     await Promise.all(loads.map((l) => l.stop().catch(() => undefined)));
     await this.agent?.stop().catch(() => undefined);
     await this.cloud?.close().catch(() => undefined);
-    if (this.containers.length > 0)
-      await run('docker', ['rm', '-f', ...this.containers]).catch(() => undefined);
+    if (this.#containerIds.length > 0)
+      await run('docker', ['rm', '-f', ...this.#containerIds]).catch(() => undefined);
     active.delete(this);
   }
 }

@@ -117,6 +117,9 @@ function fmt(value: number | null | boolean | undefined): string {
   return value.toPrecision(3);
 }
 
+/** A table cell: a `|` in a metric's name (a shell pipeline) would end the cell. */
+const cell = (text: string) => text.replace(/\|/g, '\\|');
+
 /** The rows as a markdown table. */
 export function markdown(report: BenchReport): string {
   const lines = [
@@ -126,7 +129,7 @@ export function markdown(report: BenchReport): string {
     '|---|---|---:|---:|---:|---|---|',
     ...report.rows.map(
       (r) =>
-        `| ${r.metric} | ${r.unit} | ${fmt(r.termgate)} | ${fmt(r.baseline)} | ${r.ratio === null ? '–' : `${fmt(r.ratio)}×`} | ${r.target ?? ''} | ${r.met === undefined ? '' : fmt(r.met)} |`,
+        `| ${cell(r.metric)} | ${r.unit} | ${fmt(r.termgate)} | ${fmt(r.baseline)} | ${r.ratio === null ? '–' : `${fmt(r.ratio)}×`} | ${cell(r.target ?? '')} | ${r.met === undefined ? '' : fmt(r.met)} |`,
     ),
   ];
   const notes = report.rows.filter((r) => r.note).map((r) => `- ${r.metric}: ${r.note}`);

@@ -1,18 +1,20 @@
 /** The scenarios by name, with their default and quick sizes: what the CLI and the tests call. */
 import type { CommonOptions } from './harness.js';
 import type { BenchReport } from './report.js';
+import { browserDefaults, browserQuick, runBrowser } from './scenarios/browser.js';
 import { capacityDefaults, capacityQuick, runCapacity } from './scenarios/capacity.js';
 import { echoDefaults, echoQuick, runEcho } from './scenarios/echo.js';
 import { runSetup, setupDefaults, setupQuick } from './scenarios/setup.js';
 import { runSoak, soakDefaults, soakQuick } from './scenarios/soak.js';
 import { runThroughput, throughputDefaults, throughputQuick } from './scenarios/throughput.js';
 
-export const SCENARIOS = ['setup', 'echo', 'throughput', 'capacity', 'soak'] as const;
+export const SCENARIOS = ['setup', 'echo', 'throughput', 'capacity', 'soak', 'browser'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Scenario sizes; any left out takes the scenario's default (or quick) value. */
 export interface ScenarioSizes {
   sessions?: number;
+  sequential?: number;
   concurrency?: number;
   containers?: number;
   keystrokes?: number;
@@ -20,7 +22,7 @@ export interface ScenarioSizes {
   bytes?: number;
   parallel?: number;
   parallelBytes?: number;
-  linesBytes?: number;
+  blockBytes?: number;
   steps?: number[];
   window?: number;
   duration?: number;
@@ -41,6 +43,7 @@ export async function runScenario(
         sessions: f.sessions ?? d.sessions,
         concurrency: f.concurrency ?? d.concurrency,
         containers: f.containers ?? d.containers,
+        sequential: f.sequential ?? d.sequential,
       });
     }
     case 'echo': {
@@ -59,7 +62,7 @@ export async function runScenario(
         bytes: f.bytes ?? d.bytes,
         parallel: f.parallel ?? d.parallel,
         parallelBytes: f.parallelBytes ?? d.parallelBytes,
-        linesBytes: f.linesBytes ?? d.linesBytes,
+        blockBytes: f.blockBytes ?? d.blockBytes,
       });
     }
     case 'capacity': {
@@ -78,6 +81,14 @@ export async function runScenario(
         ...common,
         durationSeconds: f.duration ?? d.durationSeconds,
         concurrency: f.concurrency ?? d.concurrency,
+        containers: f.containers ?? d.containers,
+      });
+    }
+    case 'browser': {
+      const d = pick(browserDefaults, browserQuick);
+      return runBrowser({
+        ...common,
+        sessions: f.sessions ?? d.sessions,
         containers: f.containers ?? d.containers,
       });
     }

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Makes a Docker engine answer on /var/run/docker.sock and builds the local vPLC stand-in image.
 # Idempotent: reuses a running engine and an existing image.
+#
+# If it starts dockerd and TERMGATE_DOCKERD_PIDFILE is set, it writes "<pid> <start time>" of that
+# dockerd there, so whoever asked (.ci/run) can stop exactly that process later and nothing else.
 set -euo pipefail
+# shellcheck source=lib/proc.sh
+. "$(dirname "$0")/lib/proc.sh"
 
 IMAGE="${TERMGATE_TEST_IMAGE:-vplc-test:latest}"
 LOG="${TMPDIR:-/tmp}/termgate-dockerd.log"
@@ -16,8 +21,20 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   echo "docker-up: starting dockerd (no bridge, no iptables: containers get no network)"
+  # setsid: its own session, so a Ctrl-C of `npm start` does not reach it. Not a process group leader
+  # here, so setsid(1) execs in place and $! is dockerd itself.
   setsid dockerd --host unix:///var/run/docker.sock --bridge=none --iptables=false --ip-forward=false \
     >"$LOG" 2>&1 </dev/null &
+  pid=$!
+  if [ -n "${TERMGATE_DOCKERD_PIDFILE:-}" ]; then
+    # With its start time, so that a later process reusing the PID is never mistaken for it.
+    sleep 0.2
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+      echo "$pid $(proc_starttime "$pid")" >"$TERMGATE_DOCKERD_PIDFILE"
+    else
+      echo "docker-up: could not identify the dockerd it started (pid $pid); it will not be stopped" >&2
+    fi
+  fi
   for _ in $(seq 1 120); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5

@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Makes sure a Prometheus server binary is installed (Debian's `prometheus` package), for the metrics
-# tests. Idempotent: does nothing when /usr/bin/prometheus is already there. The tests start their own
-# server on 127.0.0.1 with a temporary config and data directory; the packaged service is not used.
+# Makes a Prometheus server binary available for the metrics tests, which start their own server on
+# 127.0.0.1 (a free port, a temporary config and data directory). Idempotent.
+#
+# Uses $TERMGATE_PROMETHEUS or /usr/bin/prometheus when there is one. Otherwise it takes the binary out of
+# Debian's `prometheus` package into .tools/ of this checkout without installing the package: installing
+# it would enable and start a service listening on every interface, and the tests need none of it. A
+# Prometheus service already on the host is never stopped or touched.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-BIN="${TERMGATE_PROMETHEUS:-/usr/bin/prometheus}"
+LOCAL=".tools/prometheus/prometheus"
 
-if [ ! -x "$BIN" ]; then
-  echo "prometheus-up: installing prometheus from Debian"
-  apt-get update -qq
-  # --no-install-recommends: the server alone, without the node exporter and the packaged web assets.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
-# The package enables and starts a service listening on every interface: tests need none of it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
-  systemctl stop prometheus || true
-fi
-"$BIN" --version | head -1
+for bin in "${TERMGATE_PROMETHEUS:-}" /usr/bin/prometheus "$LOCAL"; do
+  if [ -n "$bin" ] && [ -x "$bin" ]; then
+    echo "prometheus-up: $("$bin" --version 2>&1 | head -1) ($bin)"
+    exit 0
+  fi
+done
+
+echo "prometheus-up: extracting the prometheus binary from Debian's package into $LOCAL (no service)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+apt-get update -qq
+(cd "$work" && apt-get download -qq prometheus >/dev/null 2>&1)
+dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
+mkdir -p "$(dirname "$LOCAL")"
+install -m 0755 "$work/root/usr/bin/prometheus" "$LOCAL"
+echo "prometheus-up: $("$LOCAL" --version 2>&1 | head -1) ($LOCAL)"

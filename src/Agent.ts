@@ -1,19 +1,23 @@
 /**
  * The agent: owns the worker pool, the session registry, the router and the signaling link, and tears
  * them down in one order (see LIFECYCLE.md): stop accepting offers, end every session with a reason,
- * drain the workers (peers closed, addon cleaned up), then close signaling.
+ * drain the workers (peers closed, addon cleaned up), then close signaling. Before it serves, it checks
+ * that it can end the shells it will start and ends those an earlier, crashed run left.
  */
 import Docker from 'dockerode';
-import type { AgentConfig } from './config.js';
+import { agentInstance } from '../common/process-tags.js';
+import type { AgentConfig } from './config/agent-config.js';
+import { ErrorCodes, TermgateError } from '../common/errors.js';
 import { ContainerAccess } from './containers/ContainerAccess.js';
-import type { Logger } from './logger.js';
+import { ShellJanitor } from './containers/ShellJanitor.js';
+import type { Logger } from '../common/logger.js';
 import { AgentMetrics } from './metrics/AgentMetrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
-import { createWorkerStats } from './protocol/worker-stats.js';
-import { RateLimiter } from './routing/RateLimiter.js';
-import { SessionRouter } from './routing/SessionRouter.js';
-import { WorkerPool } from './routing/WorkerPool.js';
-import { SafeEmitter } from './SafeEmitter.js';
+import { createWorkerStats } from '../common/protocol/worker-stats.js';
+import { RateLimiter } from '../common/RateLimiter.js';
+import { SessionRouter } from './sessions/SessionRouter.js';
+import { WorkerPool } from './pool/WorkerPool.js';
+import { SafeEmitter } from '../common/SafeEmitter.js';
 import { SessionRegistry } from './sessions/SessionRegistry.js';
 import { SignalingClient } from './signaling/SignalingClient.js';
 
@@ -28,6 +32,9 @@ export class Agent extends SafeEmitter<AgentEvents> {
   readonly registry: SessionRegistry;
   readonly signaling: SignalingClient;
   readonly router: SessionRouter;
+  readonly janitor: ShellJanitor;
+  /** This run's tag in every shell's environment: PID and start time. */
+  readonly instance = agentInstance();
   /** Undefined with `--metrics-listen off`. */
   readonly metrics: AgentMetrics | undefined;
   readonly #metricsServer: MetricsServer | undefined;
@@ -62,16 +69,30 @@ export class Agent extends SafeEmitter<AgentEvents> {
       maxSdpBytes: config.maxSdpBytes,
       logger: logger.child({ module: 'signaling' }),
     });
+    const access = new ContainerAccess(
+      docker,
+      { globs: config.containerGlobs, label: config.containerLabel },
+      { dockerTimeoutMs: config.dockerTimeoutMs },
+    );
+    this.janitor = new ShellJanitor({
+      access,
+      agentId: config.agentId,
+      instance: this.instance,
+      logger: logger.child({ module: 'shells' }),
+    });
     this.router = new SessionRouter({
       registry: this.registry,
       pool: this.pool,
-      access: new ContainerAccess(docker, { globs: config.containerGlobs, label: config.containerLabel }),
+      access,
       signaling: this.signaling,
       offerLimiter: new RateLimiter(config.offersPerSecond),
       settings: config.session,
       logger: logger.child({ module: 'router' }),
+      janitor: this.janitor,
+      agentId: config.agentId,
+      instance: this.instance,
+      allowContainerSwitch: config.allowContainerSwitch,
     });
-    // --- metrics (issue 4) ---
     if (config.metricsListen && workerStats) {
       const metrics = new AgentMetrics({
         registry: this.registry,
@@ -96,7 +117,29 @@ export class Agent extends SafeEmitter<AgentEvents> {
     // --- end metrics ---
   }
 
-  start(): void {
+  /**
+   * Checks that shells can be ended (throws a TermgateError saying what to do if not), ends the shells an
+   * earlier run left, then connects to the cloud.
+   */
+  async start(): Promise<void> {
+    for (const warning of this.config.warnings) this.logger.warn(warning);
+    if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
+      this.logger.warn(
+        'MALLOC_ARENA_MAX is not set: memory fragments as sessions come and go; start termgate with bin/termgate (it sets 2)',
+      );
+    }
+    const verified = await this.janitor.verifyAtStart().catch((err: unknown) => {
+      // An engine that is not up yet must not keep the agent from starting; the first session checks.
+      if (err instanceof TermgateError && err.code === ErrorCodes.SHELL_CLEANUP_FAILED) throw err;
+      this.logger.warn({ err: String(err) }, 'could not check shell cleanup at start-up');
+      return false;
+    });
+    if (!verified) {
+      this.logger.warn(
+        'shell cleanup not checked yet (no running container); it is checked before the first shell',
+      );
+    }
+    await this.janitor.endOrphans();
     this.signaling.start(this.router);
     // A port already taken costs the metrics, not the gateway: log it and keep serving terminals.
     this.#metricsServer
@@ -107,6 +150,8 @@ export class Agent extends SafeEmitter<AgentEvents> {
         workers: this.config.workers,
         maxSessions: this.config.maxSessions,
         containers: this.config.containerGlobs,
+        instance: this.instance,
+        mallocArenaMax: process.env.MALLOC_ARENA_MAX,
       },
       'agent started',
     );

@@ -1,34 +1,58 @@
 /** `termgate agent`: parse and check the flags, start the agent, drain on SIGINT/SIGTERM. */
 import type { Command } from 'commander';
 import { Agent } from './Agent.js';
-import {
-  addAgentOptions,
-  ConfigError,
-  resolveAgentConfig,
-  type AgentConfig,
-  type AgentFlags,
-} from './config.js';
-import { createLogger } from './logger.js';
+import { ConfigError, resolveAgentConfig, type AgentConfig, type AgentFlags } from './config/agent-config.js';
+import { ConfigFile, ConfigFileError } from './config/config-file.js';
+import { addAgentOptions } from './config/options.js';
+import { TermgateError } from '../common/errors.js';
+import { createLogger } from '../common/logger.js';
 
 export function registerAgentCommand(program: Command): void {
   const cmd = program
     .command('agent')
     .description('run the gateway: connect to the cloud and serve terminals');
-  addAgentOptions(cmd).action((flags: AgentFlags) => runAgent(flags));
+  addAgentOptions(cmd).action(() => runAgent(configure(cmd)));
 }
 
-function runAgent(flags: AgentFlags): void {
-  let config: AgentConfig;
+/**
+ * The checked configuration: the config file (if any) under the flags and environment, then every value
+ * checked. A refusal stops the agent with exit code 2, naming the flag, or the file's line and key.
+ */
+function configure(cmd: Command): AgentConfig {
+  let file: ConfigFile | undefined;
   try {
-    config = resolveAgentConfig(flags);
+    file = ConfigFile.applyGiven(cmd);
+    const flags = cmd.opts<AgentFlags>();
+    const config = resolveAgentConfig({ ...flags, tokenSource: cmd.getOptionValueSource('token') });
+    config.warnings.push(...(file?.warnings ?? []));
+    return config;
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`termgate agent: ${err.message}\nRun "termgate agent --help" for every flag.\n`);
+    let message: string;
+    if (err instanceof ConfigFileError) message = err.message;
+    else if (err instanceof ConfigError) {
+      const entry = file?.locate(cmd, err.flag);
+      message = entry
+        ? new ConfigFileError(entry.file, entry.line, entry.key, err.message).message
+        : err.message;
+    } else throw err;
+    process.stderr.write(`termgate agent: ${message}\nRun "termgate agent --help" for every flag.\n`);
     process.exit(2);
   }
+}
+
+async function runAgent(config: AgentConfig): Promise<void> {
   const logger = createLogger(config.logLevel);
   const agent = new Agent(config, logger);
-  agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    // It cannot run safely (e.g. it could not end the shells it starts): say why and what to do.
+    const message = err instanceof Error ? err.message : String(err);
+    const code = err instanceof TermgateError ? err.code : undefined;
+    logger.fatal({ code, err: message }, 'the agent cannot start');
+    process.stderr.write(`termgate agent: ${message}\n`);
+    process.exit(2);
+  }
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -45,12 +69,9 @@ function runAgent(flags: AgentFlags): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  // Test-only fault injection, off by default: SIGUSR2 makes one worker thread throw an uncaught error.
+  // Test-only, off by default: SIGUSR2 crashes a worker thread (common/testing/fault-injection.ts).
   if (process.env.TERMGATE_FAULT_INJECTION === '1') {
-    logger.warn('fault injection enabled (TERMGATE_FAULT_INJECTION=1): for tests only');
-    process.on('SIGUSR2', () => {
-      const threadId = agent.pool.injectCrash();
-      logger.warn({ worker: threadId }, 'fault injected: crashing a worker thread');
-    });
+    const { installFaultInjection } = await import('../common/testing/fault-injection.js');
+    installFaultInjection(agent.pool, logger);
   }
 }

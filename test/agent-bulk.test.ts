@@ -1,15 +1,17 @@
 /**
  * Nothing lost: 50 MB of known terminal output crosses docker exec, a worker and the data channel and
  * arrives byte-exact (sha256), in JSON mode (UTF-8 text, multi-byte characters split across chunks)
- * and in msgpack mode (raw bytes).
+ * and in msgpack mode (raw bytes). Each transfer, and the direct-exec baseline, is bounded by its
+ * progress: it fails when no byte has arrived for STALL_MS, however long the whole takes.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { Encoding } from '../src/protocol/terminal-messages.js';
+import type { Encoding } from '../common/protocol/terminal-messages.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
 import { waitForNoShells } from './helpers/containers.js';
 import { directTtyRun } from './helpers/direct-exec.js';
+import { untilProgress } from './helpers/progress.js';
 import { useStack } from './helpers/stack.js';
 
 const LINE = 'héllo wörld € ✓ 0123456789 the quick brown fox\n';
@@ -18,6 +20,7 @@ const REPEAT = Math.floor((50 * 1024 * 1024) / LINE_BYTES);
 const TOTAL = LINE_BYTES * REPEAT;
 const START = '<<S1001>>\n';
 const END = '<<E1002>>';
+const STALL_MS = 30_000;
 
 const stack = useStack({ name: 'bulk', containers: 1 });
 
@@ -46,8 +49,13 @@ async function bulk(encoding: Encoding): Promise<{ bytes: number; sha256: string
     // echo of the typed command cannot match them.
     browser.type(COMMAND);
     const started = performance.now();
-    await browser.until(() => browser.tail().includes(END), 'the end marker', 120_000);
-    const seconds = (performance.now() - started) / 1000;
+    await untilProgress({
+      what: `50 MB in ${encoding} mode`,
+      stallMs: STALL_MS,
+      progress: () => browser.outputBytes,
+      done: () => browser.tail().includes(END),
+    });
+    const seconds = (browser.lastOutputAt - started) / 1000;
     const received = body(browser.output());
     return {
       bytes: received.length,
@@ -65,7 +73,7 @@ describe('bulk output', () => {
   let baselineMbPerSecond = 0;
 
   it('measures the baseline: the same output through a direct dockerode TTY exec', async () => {
-    const { seconds, output } = await directTtyRun(stack.containers[0]!, COMMAND, END);
+    const { seconds, output } = await directTtyRun(stack.containers[0]!, COMMAND, END, STALL_MS);
     const received = body(output);
     assert.equal(createHash('sha256').update(received).digest('hex'), expected);
     baselineMbPerSecond = received.length / 1e6 / seconds;

@@ -62,10 +62,10 @@ describe('signaling', () => {
   });
 
   it('trickles ICE both ways, whether the browser sends candidates before or after the answer', async () => {
-    for (const candidatesAfterAnswer of [false, true]) {
+    for (const trickleBeforeAnswer of [true, false]) {
       const browser = await BrowserPeer.open(stack.cloud, {
         device: stack.containers[1]!,
-        candidatesAfterAnswer,
+        trickleBeforeAnswer,
       });
       try {
         assert.ok(browser.agentCandidates.length > 0, 'the agent sent its own candidates');
@@ -202,22 +202,51 @@ describe('signaling', () => {
     assert.equal(answer?.status, 'error');
   });
 
-  it('answers disconnects for unknown sessions with an error and ignores stray ICE', async () => {
+  it('answers disconnects for unknown sessions with an error, and refuses stray ICE with a logged code while sessions go on', async () => {
     const reply = (await stack.cloud.emitWithAck('webrtc:disconnect', { session_id: 'never-was' })) as {
       status: string;
       code: string;
     };
     assert.equal(reply.status, 'error');
     assert.equal(reply.code, 'TG_ERR_UNKNOWN_SESSION');
-    await stack.cloud.emitRaw('webrtc:ice', {
-      session_id: 'never-was',
-      candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host',
-      sdp_mid: '0',
-    });
-    await stack.cloud.emitRaw('webrtc:ice', 'not even an object');
-    const browser = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
-    browser.close();
-    assert.ok(!stack.agent.exited);
+    const live = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
+    try {
+      const from = stack.agent.logLines().length;
+      await stack.cloud.emitRaw('webrtc:ice', {
+        session_id: 'never-was',
+        candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host',
+        sdp_mid: '0',
+      });
+      await stack.cloud.emitRaw('webrtc:ice', 'not even an object');
+      // Each stray message is refused with its own code, one log line each (ICE has no ack to answer on).
+      const refusals = () =>
+        stack.agent
+          .logLines()
+          .slice(from)
+          .filter((l) => l.msg === 'payload refused' && l.topic === 'webrtc:ice');
+      const deadline = Date.now() + 10_000;
+      while (refusals().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      assert.deepEqual(
+        refusals().map((l) => [l.code, l.session]),
+        [
+          ['TG_ERR_UNKNOWN_SESSION', 'never-was'],
+          ['TG_ERR_INVALID_PAYLOAD', undefined],
+        ],
+      );
+      // The session that was open goes on, and a new one opens.
+      live.type('echo live-$((8*8))\n');
+      await live.waitForScreen('live-64');
+      const fresh = await BrowserPeer.open(stack.cloud, { device: stack.containers[1]! });
+      try {
+        fresh.type('echo fresh-$((9*9))\n');
+        await fresh.waitForScreen('fresh-81');
+      } finally {
+        fresh.close();
+      }
+      assert.ok(!stack.agent.exited);
+    } finally {
+      live.close();
+    }
   });
 
   it('lists the containers it serves on agent:devices', async () => {

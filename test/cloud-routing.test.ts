@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { io } from 'socket.io-client';
-import { CloudServer } from '../src/cloud/CloudServer.js';
+import { CloudServer } from '../standin/cloud/CloudServer.js';
 import {
   connectFakeAgent,
   connectFakeBrowser,
@@ -15,6 +15,8 @@ import {
 } from './helpers/cloud-fakes.js';
 
 const TOKEN = 'test-token-' + Math.random().toString(36).slice(2);
+const BROWSER_TOKEN = 'browser-token-' + Math.random().toString(36).slice(2);
+const withToken = { headers: { authorization: `Bearer ${BROWSER_TOKEN}` } };
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
@@ -36,13 +38,19 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     return a;
   }
   async function browser(): Promise<FakeBrowser> {
-    const b = await connectFakeBrowser(url);
+    const b = await connectFakeBrowser(url, BROWSER_TOKEN);
     open.push(b);
     return b;
   }
 
   before(async () => {
-    cloud = new CloudServer({ agentToken: TOKEN, port: 0, offerTimeoutMs: 1500, devicesTimeoutMs: 1000 });
+    cloud = new CloudServer({
+      agentToken: TOKEN,
+      browserToken: BROWSER_TOKEN,
+      port: 0,
+      offerTimeoutMs: 1500,
+      devicesTimeoutMs: 1000,
+    });
     url = await cloud.listen();
   });
 
@@ -66,7 +74,7 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     const x = await browser();
     const y = await browser();
 
-    const res = await fetch(`${url}/api/devices`);
+    const res = await fetch(`${url}/api/devices`, withToken);
     const { devices } = (await res.json()) as { devices: Array<{ name: string; agent_id: string }> };
     for (const [name, owner] of [
       ['vplc-a1', 'agent-a'],
@@ -118,17 +126,23 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     await waitFor('ICE at agent b', () => b.ice.length === 1);
     assert.deepEqual(b.ice[0], { session_id: 'sx2', ...cand });
     assert.equal(a.ice.length, 0);
-    // A browser cannot inject ICE into another browser's session.
+    // A browser cannot inject ICE into another browser's session. What y sends next, for its own session
+    // on the same agent, follows the same path in order: once it arrives, the injection was dropped.
     y.socket.emit('webrtc:ice', { session_id: 'sx1', ...cand });
+    y.socket.emit('webrtc:ice', { session_id: 'sy2', ...cand });
+    await waitFor("y's own ICE at agent a", () => a.ice.length === 1);
+    assert.deepEqual(a.ice, [{ session_id: 'sy2', ...cand }]);
     // ICE agent → the browser of that session only.
     a.socket.emit('webrtc:ice', { session_id: 'sy2', ...cand, sdp_mid: null, sdp_mline_index: null });
     await waitFor('ICE at browser y', () => y.ice.length === 1);
     assert.deepEqual(y.ice[0], { session_id: 'sy2', ...cand, sdp_mid: null, sdp_mline_index: null });
-    // An agent cannot send ICE into a session it does not own.
+    // An agent cannot send ICE into a session it does not own; its next, for its own session sx2 (also
+    // browser x's), shows the injection was dropped.
     b.socket.emit('webrtc:ice', { session_id: 'sx1', ...cand });
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(a.ice.length, 0);
-    assert.equal(x.ice.length, 0);
+    b.socket.emit('webrtc:ice', { session_id: 'sx2', ...cand });
+    await waitFor("b's own ICE at browser x", () => x.ice.length === 1);
+    assert.deepEqual(x.ice, [{ session_id: 'sx2', ...cand }]);
+    assert.equal(a.ice.length, 1);
 
     // Browser ends a session → its agent gets webrtc:disconnect.
     x.socket.emit('webrtc:disconnect', { session_id: 'sx1' });
@@ -151,9 +165,15 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     const x = await browser();
     x.offer('s-unknown', 'vplc-nowhere');
     await waitFor('error answer', () => x.answers.length === 1);
+    // The cloud numbers every offer it takes; this one reached no agent, so its id is the cloud's alone.
+    const unknownId = x.answers[0]!.correlation_id;
+    assert.ok(
+      Number.isInteger(unknownId) && (unknownId as number) > 0,
+      `correlation_id ${String(unknownId)}`,
+    );
     assert.deepEqual(x.answers[0], {
       action: 'webrtc:offer',
-      correlation_id: x.answers[0]!.correlation_id,
+      correlation_id: unknownId,
       status: 'error',
       session_id: 's-unknown',
       message: 'no agent serves device "vplc-nowhere"',
@@ -166,6 +186,9 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     await waitFor('answer for the new device', () => x.answers.length === 2);
     assert.equal(x.answers[1]!.status, 'success');
     assert.equal(a.offers[0]?.device_id, 'vplc-late-2');
+    // The answer carries the correlation_id the agent was sent, and a new one, not the refused offer's.
+    assert.equal(x.answers[1]!.correlation_id, a.offers[0]?.correlation_id);
+    assert.notEqual(x.answers[1]!.correlation_id, unknownId);
 
     x.socket.emit('webrtc:offer', { session_id: 's-bad', device_id: 'vplc-late-1', sdp_type: 'offer' });
     await waitFor('invalid payload answer', () => x.answers.length === 3);
@@ -234,7 +257,9 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     x.offer('s-d3', 'vplc-d1');
     await waitFor('unknown device now', () => x.answers.length === 3);
     assert.equal(x.answers[2]!.code, 'TG_ERR_CONTAINER_NOT_FOUND');
-    const listed = (await (await fetch(`${url}/api/devices`)).json()) as { devices: Array<{ name: string }> };
+    const listed = (await (await fetch(`${url}/api/devices`, withToken)).json()) as {
+      devices: Array<{ name: string }>;
+    };
     assert.ok(!listed.devices.some((d) => d.name === 'vplc-d1'));
 
     // An agent ending a session itself tells the browser.
@@ -244,7 +269,7 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     await Promise.all([b.close(), x.close(), y.close()]);
   });
 
-  void it('refuses an agent with a wrong or missing token, and still lets browsers in', async () => {
+  void it('refuses an agent with a wrong or missing token, and still lets browsers with theirs in', async () => {
     await assert.rejects(
       connectFakeAgent(url, 'intruder', ['vplc-evil'], 'wrong-token'),
       /agent token refused/,

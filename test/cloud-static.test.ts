@@ -4,11 +4,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { it } from 'node:test';
-import { CloudServer } from '../src/cloud/CloudServer.js';
+import { CloudServer } from '../standin/cloud/CloudServer.js';
 
 void it('serves the built page read-only and says so when it is not built', { timeout: 20_000 }, async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'termgate-web-'));
-  const cloud = new CloudServer({ agentToken: 't', port: 0, webRoot: root });
+  const browserToken = 'browser-token-of-this-test';
+  const cloud = new CloudServer({ agentToken: 't', browserToken, port: 0, webRoot: root });
   try {
     const url = await cloud.listen();
     const missing = await fetch(`${url}/`);
@@ -32,7 +33,10 @@ void it('serves the built page read-only and says so when it is not built', { ti
     assert.equal((await fetch(`${url}/nope.html`)).status, 404);
     const head = await fetch(`${url}/index.html`, { method: 'HEAD' });
     assert.equal(head.status, 200);
-    assert.deepEqual(await (await fetch(`${url}/api/devices`)).json(), { devices: [] });
+    const devices = await fetch(`${url}/api/devices`, {
+      headers: { authorization: `Bearer ${browserToken}` },
+    });
+    assert.deepEqual(await devices.json(), { devices: [] });
   } finally {
     await cloud.close();
     await rm(root, { recursive: true, force: true });

@@ -1,9 +1,15 @@
 /** The agent's flags: defaults, environment variables, and a clear refusal naming the flag. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { ConfigError, resolveAgentConfig, type AgentFlags } from '../src/config.js';
+import { Command } from 'commander';
+import { ConfigError, resolveAgentConfig, type AgentFlags } from '../src/config/agent-config.js';
+import { addAgentOptions, readmeTable } from '../src/config/options.js';
 import { CLI } from './helpers/agent-process.js';
+
+const README = fileURLToPath(new URL('../../README.md', import.meta.url));
 
 const base: AgentFlags = {
   cloudUrl: 'http://127.0.0.1:9',
@@ -108,28 +114,46 @@ describe('agent configuration', () => {
     assert.match(result.stderr, /invalid --idle-timeout/);
   });
 
-  it('lists every flag in --help', () => {
+  it('lists every flag, with its environment variable, in --help and in the README', () => {
+    // The flags as the agent command defines them: a flag added later is covered without touching this.
+    const options = addAgentOptions(new Command('agent')).options;
+    assert.ok(options.length >= 23, `${options.length} flags defined`);
     const help = spawnSync(process.execPath, [CLI, 'agent', '--help'], {
       encoding: 'utf8',
       timeout: 20_000,
-    }).stdout;
-    for (const flag of [
-      '--cloud-url',
-      '--token',
-      '--containers',
-      '--container-label',
-      '--workers',
-      '--sessions-per-worker',
-      '--idle-timeout',
-      '--sweep-interval',
-      '--shell',
-      '--docker-socket',
-      '--ice-server',
-      '--bind-address',
-      '--port-range',
-      '--metrics-listen',
-    ]) {
-      assert.ok(help.includes(flag), flag);
+    }).stdout.replace(/\s+/g, ' ');
+    const readme = readFileSync(README, 'utf8');
+    for (const option of options) {
+      assert.ok(option.long && option.envVar, `${option.flags} has a long name and an environment variable`);
+      assert.ok(help.includes(`${option.flags} `), `--help lists ${option.flags}`);
+      assert.ok(help.includes(`env: ${option.envVar})`), `--help names ${option.envVar}`);
+      assert.match(
+        readme,
+        new RegExp(`\\| \`${option.long}[ \`]`),
+        `the README's table lists ${option.long}`,
+      );
+      assert.ok(readme.includes(`\`${option.envVar}\``), `the README's table names ${option.envVar}`);
     }
+  });
+
+  it("has the README's flag table exactly as the flag table makes it (scripts/readme-flags.mjs writes it)", () => {
+    const readme = readFileSync(README, 'utf8');
+    const table = readmeTable();
+    assert.ok(
+      readme.includes(`\n${table}\n`),
+      'README.md has the generated table: run node scripts/readme-flags.mjs',
+    );
+    assert.equal(table.split('\n').length, addAgentOptions(new Command('agent')).options.length + 2);
+  });
+
+  it('takes a default from the table when a flag is missing, the same default commander shows', () => {
+    const { workers: _workers, shell: _shell, ...rest } = base;
+    const config = resolveAgentConfig(rest);
+    const options = addAgentOptions(new Command('agent')).options;
+    const shell = options.find((o) => o.long === '--shell');
+    assert.deepEqual(config.session.shell, [shell?.defaultValue]);
+    assert.equal(config.session.slowConsumerTimeoutMs, 60_000);
+    assert.equal(config.session.maxMessagesPerSecond, 1000);
+    assert.equal(config.dockerTimeoutMs, 10_000);
   });
 });

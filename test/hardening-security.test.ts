@@ -1,24 +1,64 @@
 /**
  * Security (issue 6): deny-by-default container access for `device_id` and `connect_pty`, tried with
  * names that try to escape a glob (`../`, wildcards, very long names, unicode) and with a property-based
- * fuzzer; terminal contents and tokens never appear in the logs, even at trace level; the metrics
- * endpoint binds to 127.0.0.1 unless told otherwise.
+ * fuzzer, while Docker's own event stream shows that no exec ever reached a container outside the
+ * selector; terminal contents and tokens never appear in the logs, even at trace level; an agent started
+ * with the default metrics address answers on loopback and cannot be reached from a non-loopback address.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { Command } from 'commander';
 import Docker from 'dockerode';
 import fc from 'fast-check';
-import { addAgentOptions, resolveAgentConfig, type AgentFlags } from '../src/config.js';
 import { ContainerAccess } from '../src/containers/ContainerAccess.js';
-import { TermgateError } from '../src/errors.js';
+import { TermgateError } from '../common/errors.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
 import { docker, shellsIn, startContainers, waitForNoShells } from './helpers/containers.js';
 import { useStack } from './helpers/stack.js';
 
 const TOKEN = 'tok-Zq81-never-logged';
+/** The probe's one non-loopback address, inside its private network namespace. */
+const NON_LOOPBACK = '10.99.0.1';
+const PROBE = fileURLToPath(new URL('./helpers/metrics-bind-probe.js', import.meta.url));
 let outsiders: string[];
 let inputsTried = 0;
+let execs: ExecWatch;
+
+/**
+ * Docker's own record of every exec created in some containers, from its event stream, started before
+ * the agent: what reached a container, whatever the agent says or logs.
+ */
+class ExecWatch {
+  readonly #child: ChildProcess;
+  #out = '';
+
+  constructor(containers: string[]) {
+    const filters = containers.flatMap((c) => ['--filter', `container=${c}`]);
+    this.#child = spawn('docker', ['events', ...filters, '--format', '{{json .}}'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    this.#child.stdout!.on('data', (d: Buffer) => (this.#out += d.toString()));
+  }
+
+  /** Execs created so far, per container name. */
+  created(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const line of this.#out.split('\n').filter((l) => l.startsWith('{'))) {
+      const e = JSON.parse(line) as { Action?: string; Actor?: { Attributes?: { name?: string } } };
+      const name = e.Actor?.Attributes?.name ?? '?';
+      if (e.Action?.startsWith('exec_create')) counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    this.#child.kill();
+    await once(this.#child, 'exit');
+  }
+}
 
 const stack = useStack({
   name: 'sec',
@@ -32,11 +72,18 @@ const stack = useStack({
       ...(await startContainers(`${s.prefix}x`, 1)),
     ]);
     s.cloud.requiredToken = TOKEN;
+    execs = new ExecWatch([...outsiders, s.containers[0]!]);
+    // `docker events` streams from when it is connected: an exec made only for that, seen, says it is.
+    // An exec made before it connected is never shown, so one is made each second until one is seen.
+    const deadline = Date.now() + 60_000;
+    while (!execs.created().has(s.containers[0]!)) {
+      if (Date.now() > deadline) throw new Error('docker events showed no exec_create');
+      await docker('exec', s.containers[0]!, 'true');
+      for (let i = 0; i < 10 && !execs.created().has(s.containers[0]!); i++)
+        await new Promise((r) => setTimeout(r, 100));
+    }
   },
-  beforeTeardown: () =>
-    console.log(
-      `# security: ${inputsTried} container names tried, none reached a container outside the selector`,
-    ),
+  beforeTeardown: () => execs?.stop(),
 });
 
 /** Names that try to get out of `${prefix}-*`. */
@@ -170,24 +217,51 @@ describe('security', () => {
     }
   });
 
-  it('binds the metrics endpoint to 127.0.0.1 unless told otherwise', () => {
-    const saved = process.env.TERMGATE_METRICS_LISTEN;
-    delete process.env.TERMGATE_METRICS_LISTEN;
-    try {
-      const cmd = addAgentOptions(new Command('agent')).exitOverride();
-      cmd.parse(['--cloud-url', 'http://127.0.0.1:1', '--containers', 'vplc-*'], { from: 'user' });
-      const config = resolveAgentConfig(cmd.opts<AgentFlags>());
-      assert.equal(config.metricsListen?.host, '127.0.0.1');
-      cmd.parse(
-        ['--cloud-url', 'http://127.0.0.1:1', '--containers', 'vplc-*', '--metrics-listen', '0.0.0.0:9464'],
-        {
-          from: 'user',
-        },
-      );
-      assert.equal(resolveAgentConfig(cmd.opts<AgentFlags>()).metricsListen?.host, '0.0.0.0');
-    } finally {
-      if (saved !== undefined) process.env.TERMGATE_METRICS_LISTEN = saved;
-    }
+  it('reached no container outside the selector: Docker saw execs in the allowed one only', () => {
+    const created = execs.created();
+    for (const c of outsiders) assert.equal(created.get(c) ?? 0, 0, `execs in ${c}`);
+    // The control: the sessions above did reach the allowed container, and the watch saw them.
+    const allowed = created.get(stack.containers[0]!) ?? 0;
+    assert.ok(
+      allowed >= 2,
+      `${allowed} execs seen in the allowed container (one at the start, one a session)`,
+    );
+    console.log(
+      `# security: ${inputsTried} container names tried; Docker saw ${allowed} execs in the allowed ` +
+        `container and none in the ${outsiders.length} outside the selector`,
+    );
+  });
+
+  it('binds the metrics endpoint to 127.0.0.1 by default: reachable on loopback, not from another address', async () => {
+    // In a private network namespace with `lo` and 10.99.0.1 on a veth pair with no route out: the default
+    // port is the namespace's own, and nothing leaves it.
+    const setup = [
+      'ip link set lo up',
+      'ip link add v0 type veth peer name v1',
+      `ip addr add ${NON_LOOPBACK}/24 dev v0`,
+      'ip link set v0 up',
+      'ip link set v1 up',
+      'exec "$0" "$1" "$2"',
+    ].join(' && ');
+    const child = spawn('unshare', ['-n', 'sh', '-c', setup, process.execPath, PROBE, NON_LOOPBACK], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, `the probe failed:\n${err}${out}`);
+    const result = JSON.parse(out.trim().split('\n').at(-1)!) as Record<
+      'byDefault' | 'allAddresses',
+      { loopback: number | string; nonLoopback: number | string }
+    >;
+    assert.equal(result.byDefault.loopback, 200, 'the default endpoint answers on 127.0.0.1');
+    assert.equal(result.byDefault.nonLoopback, 'ECONNREFUSED', `from ${NON_LOOPBACK}`);
+    // The control: an agent told to listen everywhere is reachable that way, so the refusal above is the
+    // default address at work, not a path that never works.
+    assert.equal(result.allAddresses.loopback, 200);
+    assert.equal(result.allAddresses.nonLoopback, 200, `--metrics-listen 0.0.0.0 from ${NON_LOOPBACK}`);
   });
 
   it('leaves no shell behind', async () => {

@@ -3,12 +3,13 @@
  * through Prometheus' HTTP API returns the session count the agent reports.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
-import { BrowserPeer, cleanupPeers } from './helpers/browser-peer.js';
+import { BrowserPeer } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix } from './helpers/containers.js';
 import { freePort, waitForStatus } from './helpers/metrics.js';
 import { PrometheusServer, type QueryResult } from './helpers/prometheus.js';
+import { onTeardown } from './helpers/teardown.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
 const prefix = uniquePrefix('prom');
@@ -39,16 +40,12 @@ before(
   { timeout: 120_000 },
 );
 
-after(
-  async () => {
-    await prometheus?.close();
-    await agent?.stop();
-    await cloud?.close();
-    await removeContainers(containers);
-    await cleanupPeers();
-  },
-  { timeout: 120_000 },
-);
+onTeardown(async () => {
+  await prometheus?.close();
+  await agent?.stop();
+  await cloud?.close();
+  await removeContainers(containers);
+});
 
 function scalar(r: QueryResult): number {
   assert.equal(r.status, 200, JSON.stringify(r.body));

@@ -6,9 +6,9 @@ import {
   encodeOutbound,
   decodeOutbound,
   encodeInbound,
-} from '../src/protocol/terminal-messages.js';
-import { TermgateError } from '../src/errors.js';
-import { completeUtf8Length, utf8Chunks } from '../workers/utf8.js';
+} from '../common/protocol/terminal-messages.js';
+import { TermgateError } from '../common/errors.js';
+import { completeUtf8Length, utf8CutBefore } from '../workers/utf8.js';
 
 describe('terminal protocol', () => {
   it('decodes every browser message of the design document', () => {
@@ -54,6 +54,7 @@ describe('terminal protocol', () => {
     refuse('{"type":"resize","cols":1.5,"rows":2}', 'TG_ERR_INVALID_MESSAGE');
     refuse('{"type":"input","data":"' + 'x'.repeat(300) + '"}', 'TG_ERR_MESSAGE_TOO_LARGE', 256);
     refuse(Buffer.from([0x82, 0xa4, 0x74]), 'TG_ERR_INVALID_MESSAGE'); // truncated map
+    refuse(Buffer.from([0xc1]), 'TG_ERR_INVALID_MESSAGE'); // the byte msgpack never uses
   });
 });
 
@@ -69,7 +70,12 @@ describe('UTF-8 framing', () => {
   it('chunks only between characters, losing nothing', () => {
     const text = 'é€😀x'.repeat(1000);
     const bytes = Buffer.from(text);
-    const pieces = [...utf8Chunks(bytes, 7)];
+    const pieces: Buffer[] = [];
+    for (let start = 0; start < bytes.length;) {
+      const end = utf8CutBefore(bytes, start, 7);
+      pieces.push(bytes.subarray(start, end));
+      start = end;
+    }
     assert.ok(pieces.every((p) => p.length <= 7));
     assert.equal(pieces.map((p) => p.toString('utf8')).join(''), text);
   });

@@ -1,42 +1,35 @@
 /**
  * One browser terminal session: an RTCPeerConnection with the `terminal` data channel, signaled through
- * the cloud exactly as the seed's "Browser Client Example" does (`webrtc:offer` out, the answer back as a
+ * the cloud exactly as the cloud's contract has a browser do (`webrtc:offer` out, the answer back as a
  * `webrtc:offer` event, `webrtc:ice` both ways, `webrtc:disconnect`). Binary (msgpack) or JSON messages.
  */
 import { Packr } from 'msgpackr';
 import type { Socket } from 'socket.io-client';
-import type { InboundMessage, OutboundMessage } from '../src/protocol/terminal-messages.js';
+import type {
+  AnswerMessage,
+  BrowserToCloudEvents,
+  CloudToBrowserEvents,
+  IceMessage,
+} from '../common/protocol/signaling.js';
+import type { InboundMessage, OutboundMessage } from '../common/protocol/terminal-messages.js';
 
 export type Encoding = 'msgpack' | 'json';
-export type SessionState = 'connecting' | 'connected' | 'disconnected';
+/** What the page shows (the agent's own states are `SessionState` in common/protocol/worker-messages.ts). */
+export type PageSessionState = 'connecting' | 'connected' | 'disconnected';
 
 export interface TerminalSessionOptions {
-  socket: Socket;
+  socket: CloudSocket;
   deviceId: string;
   encoding: Encoding;
   cols: number;
   rows: number;
-  onState: (state: SessionState, detail: string) => void;
+  onState: (state: PageSessionState, detail: string) => void;
   onOutput: (data: string | Uint8Array) => void;
   onNotice: (text: string) => void;
 }
 
-/** The answer the cloud relays as a `webrtc:offer` event. */
-interface AnswerEvent {
-  session_id?: string;
-  status: 'success' | 'error';
-  sdp?: string;
-  sdp_type?: string;
-  message?: string;
-  code?: string;
-}
-
-interface IceEvent {
-  session_id: string;
-  candidate: string;
-  sdp_mid?: string | null;
-  sdp_mline_index?: number | null;
-}
+/** The page's Socket.IO client, typed by the signaling contract's event maps. */
+export type CloudSocket = Socket<CloudToBrowserEvents, BrowserToCloudEvents>;
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const PING_INTERVAL_MS = 10_000;
@@ -53,7 +46,7 @@ export class TerminalSession {
   readonly #channel: RTCDataChannel;
   readonly #pendingIce: RTCIceCandidateInit[] = [];
   #remoteSet = false;
-  #state: SessionState = 'connecting';
+  #state: PageSessionState = 'connecting';
   #size: { cols: number; rows: number };
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -83,7 +76,7 @@ export class TerminalSession {
     };
   }
 
-  get state(): SessionState {
+  get state(): PageSessionState {
     return this.#state;
   }
 
@@ -97,16 +90,16 @@ export class TerminalSession {
     this.#opts.socket.emit('webrtc:offer', {
       session_id: this.id,
       device_id: this.deviceId,
-      sdp: this.#pc.localDescription?.sdp ?? offer.sdp,
+      sdp: this.#pc.localDescription?.sdp ?? offer.sdp ?? '',
       sdp_type: 'offer',
     });
   }
 
   /** The cloud's `webrtc:offer` event carrying the agent's answer (or an error). */
-  async handleAnswer(answer: AnswerEvent): Promise<void> {
+  async handleAnswer(answer: AnswerMessage): Promise<void> {
     if (this.#state === 'disconnected' || this.#remoteSet) return;
-    if (answer.status !== 'success' || !answer.sdp) {
-      this.close(answer.message ?? 'offer refused', answer.code);
+    if (answer.status !== 'success') {
+      this.close(answer.message || 'offer refused', answer.code);
       return;
     }
     await this.#pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
@@ -114,7 +107,7 @@ export class TerminalSession {
     for (const c of this.#pendingIce.splice(0)) await this.#pc.addIceCandidate(c).catch(() => undefined);
   }
 
-  async handleIce(ice: IceEvent): Promise<void> {
+  async handleIce(ice: IceMessage): Promise<void> {
     if (this.#state === 'disconnected') return;
     const init: RTCIceCandidateInit = {
       candidate: ice.candidate,
@@ -204,7 +197,7 @@ export class TerminalSession {
     }
   }
 
-  #setState(state: SessionState, detail: string): void {
+  #setState(state: PageSessionState, detail: string): void {
     this.#state = state;
     this.#opts.onState(state, detail);
   }

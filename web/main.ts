@@ -1,12 +1,19 @@
 /**
  * The termgate page: a full-window xterm.js terminal, a device picker, the connection state, and a
  * reconnect button. `?device=NAME` connects at load; `?encoding=json` picks JSON mode (default msgpack).
+ * `#token=…` is the browser token the stand-in printed with the URL: it is required by the signaling
+ * handshake and `/api/devices`, kept for this tab only, and taken out of the address bar.
  */
 import './style.css';
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import { io } from 'socket.io-client';
-import { TerminalSession, type Encoding, type SessionState } from './TerminalSession.js';
+import {
+  TerminalSession,
+  type CloudSocket,
+  type Encoding,
+  type PageSessionState,
+} from './TerminalSession.js';
 
 interface DeviceListing {
   name: string;
@@ -26,6 +33,30 @@ const connectButton = $<HTMLButtonElement>('connect');
 const refreshButton = $<HTMLButtonElement>('refresh');
 const stateLabel = $<HTMLSpanElement>('state');
 
+const TOKEN_KEY = 'termgate.token';
+const NO_TOKEN = 'no access token: open the URL termgate printed (it ends in #token=…)';
+
+/**
+ * The browser token: read from the URL's fragment (browsers never send a fragment to a server, so it
+ * stays out of every log), kept in sessionStorage so a reload of this tab still works, and removed from
+ * the address bar so it does not end up in a bookmark, a screenshot or the history.
+ */
+function takeToken(): string | undefined {
+  const fromUrl = new URLSearchParams(location.hash.slice(1)).get('token');
+  try {
+    if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl);
+  } catch {
+    // Storage disabled: the token lives in this page only.
+  }
+  if (fromUrl) history.replaceState(history.state, '', location.pathname + location.search);
+  try {
+    return fromUrl ?? sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+  } catch {
+    return fromUrl ?? undefined;
+  }
+}
+
+const token = takeToken();
 const params = new URLSearchParams(location.search);
 if (params.get('encoding') === 'json') encodingSelect.value = 'json';
 
@@ -35,10 +66,10 @@ term.loadAddon(fit);
 term.open($('terminal'));
 fit.fit();
 
-const socket = io({ transports: ['websocket'] });
+const socket: CloudSocket = io({ transports: ['websocket'], auth: { token: token ?? '' } });
 let session: TerminalSession | undefined;
 
-function showState(state: SessionState | 'idle', detail: string): void {
+function showState(state: PageSessionState | 'idle', detail: string): void {
   stateLabel.dataset.state = state;
   stateLabel.textContent = detail;
   connectButton.textContent = state === 'idle' ? 'Connect' : 'Reconnect';
@@ -48,8 +79,14 @@ async function loadDevices(): Promise<void> {
   const previous = deviceSelect.value || params.get('device') || '';
   let devices: DeviceListing[] = [];
   try {
-    const res = await fetch('/api/devices', { cache: 'no-store' });
-    devices = ((await res.json()) as { devices: DeviceListing[] }).devices;
+    const res = await fetch('/api/devices', {
+      cache: 'no-store',
+      headers: { authorization: `Bearer ${token ?? ''}` },
+    });
+    const body = (await res.json()) as { devices?: DeviceListing[]; message?: string };
+    if (!res.ok)
+      showState('disconnected', token ? `device list refused: ${body.message ?? res.status}` : NO_TOKEN);
+    devices = body.devices ?? [];
   } catch {
     showState('disconnected', 'could not load the device list');
   }
@@ -68,6 +105,10 @@ function connect(): void {
   const deviceId = deviceSelect.value;
   session?.close('replaced');
   session = undefined;
+  if (!token) {
+    showState('disconnected', NO_TOKEN);
+    return;
+  }
   if (!deviceId) {
     showState('idle', 'pick a device');
     return;
@@ -92,17 +133,21 @@ function connect(): void {
   current.start().catch((err: unknown) => current.close(`could not create the offer: ${String(err)}`));
 }
 
-socket.on('webrtc:offer', (answer: { session_id?: string; status: 'success' | 'error' }) => {
+socket.on('webrtc:offer', (answer) => {
   if (session && answer.session_id === session.id) void session.handleAnswer(answer);
 });
-socket.on('webrtc:ice', (ice: { session_id: string; candidate: string }) => {
+socket.on('webrtc:ice', (ice) => {
   if (session && ice.session_id === session.id) void session.handleIce(ice);
 });
-socket.on('webrtc:disconnect', (msg: { session_id: string; reason?: string }) => {
+socket.on('webrtc:disconnect', (msg) => {
   if (session && msg.session_id === session.id)
     session.close(msg.reason ?? 'ended by the cloud', undefined, true);
 });
 socket.on('disconnect', () => session?.close('signaling lost', undefined, true));
+// A refused handshake (token, origin) is not retried by the client: say why.
+socket.on('connect_error', (err: Error) => {
+  if (!socket.active) showState('disconnected', token ? `signaling refused: ${err.message}` : NO_TOKEN);
+});
 
 term.onData((data) => session?.sendInput(data));
 term.onResize(({ cols, rows }) => session?.resize(cols, rows));
@@ -139,6 +184,6 @@ Object.assign(window, {
   },
 });
 
-showState('idle', 'pick a device');
+showState(token ? 'idle' : 'disconnected', token ? 'pick a device' : NO_TOKEN);
 await loadDevices();
 if (params.get('device') && deviceSelect.value) connect();

@@ -2,23 +2,28 @@
  * The `terminal` data channel of one session: decodes and validates what the browser sends, encodes what
  * the agent sends in the browser's encoding (JSON for text, msgpack for binary), frames output as whole
  * UTF-8 characters in JSON mode, and reports congestion so the PTY can be paused.
+ *
+ * What a browser can make the agent hold is bounded in bytes: output pauses the PTY past the high-water
+ * mark, and replies (pong, error), which a browser can provoke at its message rate, are dropped while the
+ * send buffer is past that mark. Only messages the channel accepts refresh the session's idle clock.
  */
-import { ErrorCodes, toErrorData, type ErrorData } from '../src/errors.js';
+import { ErrorCodes, TermgateError, toErrorData, type ErrorData } from '../common/errors.js';
 import {
   decodeInbound,
   encodeOutbound,
   type Encoding,
   type InboundMessage,
   type OutboundMessage,
-} from '../src/protocol/terminal-messages.js';
-import { StatSlot } from '../src/protocol/session-stats.js';
-import { RateLimiter } from '../src/routing/RateLimiter.js';
-import { SafeEmitter } from '../src/SafeEmitter.js';
+} from '../common/protocol/terminal-messages.js';
+import { StatSlot } from '../common/protocol/session-stats.js';
+import { RateLimiter } from '../common/RateLimiter.js';
+import { SafeEmitter } from '../common/SafeEmitter.js';
 import type { DataChannel } from './native-addon.js';
-import { completeUtf8Length, utf8Chunks } from './utf8.js';
+import { jsonOutputText, msgpackOutputFrame } from './output-frames.js';
+import { completeUtf8Length, utf8CutBefore } from './utf8.js';
 
-/** Output arriving within this long of the last flush is treated as a stream and batched. */
-const STREAM_WINDOW_MS = 2;
+/** Messages a browser can provoke at will; they are the first to go when it does not read. */
+const REPLY_TYPES = new Set<OutboundMessage['type']>(['pong', 'error']);
 
 export interface TerminalChannelOptions {
   maxMessageBytes: number;
@@ -32,8 +37,8 @@ export interface TerminalChannelOptions {
 export interface TerminalChannelEvents {
   open: [];
   message: [message: InboundMessage];
-  /** A message was refused; the browser has already been told. */
-  'protocol-error': [error: ErrorData];
+  /** Handling a message threw (a bug, caught here); the browser got TG_ERR_INTERNAL. */
+  fault: [error: ErrorData];
   /** The buffered amount fell below the low-water mark. */
   drain: [];
   close: [];
@@ -47,14 +52,10 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   #encoding: Encoding = 'json';
   /** Bytes of an incomplete UTF-8 character held back from the last output chunk (JSON mode). */
   #carry: Buffer | undefined;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #flushScheduled = false;
-  #lastFlushMs = -Infinity;
   #closed = false;
   readonly #limiter: RateLimiter;
-  /** In a rate-limited episode: the browser was told once, later messages are dropped silently. */
-  #limited = false;
+  /** When the browser was last told it is over the rate; within a second, refusals are silent. */
+  #rateErrorAtMs = -Infinity;
 
   constructor(dc: DataChannel, options: TerminalChannelOptions, stats: Float64Array) {
     super();
@@ -83,11 +84,26 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     return this.isOpen && this.#dc.bufferedAmount() > this.#options.highWaterMark;
   }
 
-  /** Sends one protocol message; false if the channel is gone (never throws: see NOTES on native aborts). */
+  /** Bytes waiting in the channel's send buffer (0 once it is closed). */
+  get bufferedAmount(): number {
+    if (!this.isOpen) return 0;
+    try {
+      return this.#dc.bufferedAmount();
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Sends one protocol message; false if the channel is gone or a reply was dropped because the browser
+   * is not reading (never throws: a throw inside a native callback aborts the process).
+   */
   send(message: OutboundMessage): boolean {
     if (!this.isOpen) return false;
-    // Output queued before this message goes first: order on the channel is the order of events.
-    if (message.type !== 'output' && this.#pendingBytes > 0) this.#flushOutput();
+    if (REPLY_TYPES.has(message.type) && this.bufferedAmount > this.#options.highWaterMark) {
+      this.#stats[StatSlot.repliesDropped]! += 1;
+      return false;
+    }
     const encoded = encodeOutbound(message, this.#encoding);
     try {
       this.#dc[typeof encoded === 'string' ? 'sendMessage' : 'sendMessageBinary'](encoded as never);
@@ -95,53 +111,44 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
       return false;
     }
     this.#stats[StatSlot.messagesToBrowser]! += 1;
-    this.#stats[StatSlot.lastActivityMs] = Date.now();
     return true;
   }
 
   /**
-   * Queues terminal output. A TTY hands over one small read at a time (often a few hundred bytes, one
-   * per event-loop turn), and each message has a fixed cost (SCTP framing, encoding, the browser's
-   * onmessage). Output after a quiet spell (a keystroke's echo) goes out on the next turn; output that
-   * follows output within `STREAM_WINDOW_MS` is a stream and is gathered for up to that long, into
-   * messages of up to `outputChunkBytes`.
+   * Sends terminal output now: one message per read (PtyBridge already gathers a stream's small reads
+   * into large ones), split at `outputChunkBytes`, and in JSON mode only whole UTF-8 characters (an
+   * incomplete one at the end waits for the rest).
    */
   sendOutput(chunk: Buffer): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes >= this.#options.outputChunkBytes) this.#flushOutput();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      const streaming = performance.now() - this.#lastFlushMs < STREAM_WINDOW_MS;
-      if (streaming) setTimeout(() => this.#flushOutput(), STREAM_WINDOW_MS);
-      else setImmediate(() => this.#flushOutput());
-    }
-  }
-
-  /** Sends queued output, whole UTF-8 characters only in JSON mode. */
-  #flushOutput(): void {
-    this.#flushScheduled = false;
-    if (this.#pendingBytes === 0) return;
-    this.#lastFlushMs = performance.now();
-    const queued = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    let bytes = this.#carry ? Buffer.concat([this.#carry, queued]) : queued;
+    if (!this.isOpen) return;
+    let bytes = this.#carry ? Buffer.concat([this.#carry, chunk]) : chunk;
     this.#carry = undefined;
-    if (this.#encoding === 'json') {
+    const json = this.#encoding === 'json';
+    if (json) {
       const complete = completeUtf8Length(bytes);
       if (complete < bytes.length) this.#carry = Buffer.from(bytes.subarray(complete));
       bytes = bytes.subarray(0, complete);
     }
-    for (const piece of utf8Chunks(bytes, this.#options.outputChunkBytes)) {
-      if (!this.#sendBytes(piece)) return;
+    const max = this.#options.outputChunkBytes;
+    for (let start = 0; start < bytes.length;) {
+      const end = json ? utf8CutBefore(bytes, start, max) : Math.min(bytes.length, start + max);
+      if (!this.#sendBytes(bytes.subarray(start, end))) return;
+      start = end;
     }
   }
 
+  /** One `output` message, encoded straight from the bytes (see output-frames.ts). */
   #sendBytes(piece: Buffer): boolean {
-    const data = this.#encoding === 'json' ? piece.toString('utf8') : piece;
-    if (!this.send({ type: 'output', data })) return false;
+    try {
+      if (this.#encoding === 'json') this.#dc.sendMessage(jsonOutputText(piece));
+      else this.#dc.sendMessageBinary(msgpackOutputFrame(piece));
+    } catch {
+      return false;
+    }
+    this.#stats[StatSlot.messagesToBrowser]! += 1;
     this.#stats[StatSlot.bytesToBrowser]! += piece.length;
+    // A shell that is working keeps its session: output counts as activity, replies do not.
+    this.#stats[StatSlot.lastActivityMs] = Date.now();
     return true;
   }
 
@@ -151,13 +158,24 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     this.send({ type: 'error', code: error.code, message: error.message });
   }
 
-  /** Resolves once queued output is sent and the send buffer is empty, or after `timeoutMs`. */
+  /**
+   * Resolves once the send buffer is empty, or after `timeoutMs`. Only used as the session ends, so the
+   * low-water event is moved to zero: it fires when the last byte has left.
+   */
   async flushed(timeoutMs: number): Promise<void> {
-    this.#flushOutput();
-    const deadline = performance.now() + timeoutMs;
-    while (this.isOpen && this.#dc.bufferedAmount() > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    if (this.bufferedAmount === 0) return;
+    this.#dc.setBufferedAmountLowThreshold(0);
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('drain', done);
+        this.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.on('drain', done);
+      this.on('close', done);
+    });
   }
 
   /**
@@ -199,45 +217,63 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     this.close();
   }
 
-  #onMessage(raw: string | Buffer | ArrayBuffer): void {
+  /** The native onMessage callback: nothing may escape it (a throw there aborts the process). */
+  #onMessage(raw: unknown): void {
     if (this.#closed) return;
-    const input = raw instanceof ArrayBuffer ? Buffer.from(raw) : raw;
+    try {
+      this.#receive(raw);
+    } catch (err) {
+      // A bug on this boundary costs this message, not the process or the session.
+      try {
+        const error = toErrorData(err);
+        this.safeEmit('fault', error);
+        this.send({ type: 'error', code: error.code, message: error.message });
+      } catch {
+        // Reporting failed too; dropping the message is all that is left.
+      }
+    }
+  }
+
+  #receive(raw: unknown): void {
+    const input = toInput(raw);
     this.#stats[StatSlot.messagesFromBrowser]! += 1;
-    this.#stats[StatSlot.lastActivityMs] = Date.now();
     // A flood (pings or anything else) costs the worker's other sessions; cap one session's share. The
-    // error goes out once per episode, so a flood is never answered by a flood.
-    if (!this.#limiter.tryTake()) {
+    // error goes out at most once a second, so a flood is never answered by a flood, however long it
+    // lasts (the bucket lets one message through now and then, which must not restart the telling).
+    const now = performance.now();
+    if (!this.#limiter.tryTake(now)) {
       this.#stats[StatSlot.protocolErrors]! += 1;
-      if (!this.#limited) {
-        this.#limited = true;
-        const error = {
+      if (now - this.#rateErrorAtMs >= 1000) {
+        this.#rateErrorAtMs = now;
+        this.send({
+          type: 'error',
           code: ErrorCodes.RATE_LIMITED,
           message: `more than ${this.#options.maxMessagesPerSecond} messages a second; messages are dropped until the rate falls`,
-        };
-        this.send({ type: 'error', code: error.code, message: error.message });
-        this.safeEmit('protocol-error', error);
+        });
       }
       return;
     }
-    this.#limited = false;
+    let decoded: ReturnType<typeof decodeInbound>;
     try {
-      const { message, encoding } = decodeInbound(input, this.#options.maxMessageBytes);
-      this.#switchEncoding(encoding);
-      if (message.type === 'input') {
-        // What follows a keystroke is its echo, not a stream: it goes out on the next turn, unbatched,
-        // even when the keystrokes come faster than the stream window (a fast typist, a paste).
-        this.#lastFlushMs = -Infinity;
-        this.#stats[StatSlot.bytesFromBrowser]! +=
-          typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
-      }
-      this.safeEmit('message', message);
+      if (input === undefined)
+        throw new TermgateError(ErrorCodes.INVALID_MESSAGE, 'message is neither text nor binary');
+      decoded = decodeInbound(input, this.#options.maxMessageBytes);
     } catch (err) {
       // A binary message that fails to decode still tells us how the browser speaks.
-      this.#switchEncoding(typeof input === 'string' ? 'json' : 'msgpack');
+      if (input !== undefined) this.#switchEncoding(typeof input === 'string' ? 'json' : 'msgpack');
       const error = toErrorData(err, ErrorCodes.INVALID_MESSAGE);
       this.sendError(error);
-      this.safeEmit('protocol-error', error);
+      return;
     }
+    const { message, encoding } = decoded;
+    // Only an accepted message keeps the session from going idle: refused ones do not buy time.
+    this.#stats[StatSlot.lastActivityMs] = Date.now();
+    this.#switchEncoding(encoding);
+    if (message.type === 'input') {
+      this.#stats[StatSlot.bytesFromBrowser]! +=
+        typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
+    }
+    this.safeEmit('message', message);
   }
 
   /** The agent answers in the encoding of the browser's latest message. */
@@ -251,4 +287,12 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
       this.#sendBytes(carry);
     }
   }
+}
+
+/** What node-datachannel hands over: a string, a Buffer or an ArrayBuffer; anything else is refused. */
+function toInput(raw: unknown): string | Buffer | undefined {
+  if (typeof raw === 'string' || Buffer.isBuffer(raw)) return raw;
+  if (raw instanceof ArrayBuffer) return Buffer.from(raw);
+  if (ArrayBuffer.isView(raw)) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  return undefined;
 }

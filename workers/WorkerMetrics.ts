@@ -1,10 +1,11 @@
 /**
- * This worker's row in the pool's stats table (see src/protocol/worker-stats.ts): its live session count,
- * written when a session starts or ends, and its event-loop delay, written once per window. Nothing here
+ * This worker's row in the pool's stats table (see common/protocol/worker-stats.ts): its live session count,
+ * written when a session starts or ends, and its event-loop delay and memory, written once per window. Nothing here
  * runs per message. Absent when the agent runs with `--metrics-listen off` (no table in `workerData`).
  */
 import { threadId, workerData } from 'node:worker_threads';
-import { EventLoopDelayWindow } from '../src/metrics/EventLoopDelayWindow.js';
+import { EventLoopDelayWindow } from '../common/EventLoopDelayWindow.js';
+import { sampleThreadMemory } from '../common/thread-memory.js';
 import {
   claimRow,
   releaseRow,
@@ -12,7 +13,7 @@ import {
   WorkerStatSlot,
   workerStatsTable,
   type WorkerStatsTable,
-} from '../src/protocol/worker-stats.js';
+} from '../common/protocol/worker-stats.js';
 
 export class WorkerMetrics {
   readonly #table: WorkerStatsTable;
@@ -30,6 +31,11 @@ export class WorkerMetrics {
         v[this.#base + WorkerStatSlot.delayP50] = p50;
         v[this.#base + WorkerStatSlot.delayP99] = p99;
         v[this.#base + WorkerStatSlot.delayMax] = max;
+        const memory = sampleThreadMemory();
+        v[this.#base + WorkerStatSlot.heapTotal] = memory.heapTotal;
+        v[this.#base + WorkerStatSlot.heapUsed] = memory.heapUsed;
+        v[this.#base + WorkerStatSlot.external] = memory.external;
+        v[this.#base + WorkerStatSlot.arrayBuffers] = memory.arrayBuffers;
         v[this.#base + WorkerStatSlot.updatedAtMs] = Date.now();
       },
     });

@@ -3,10 +3,14 @@
  *
  * The addon keeps per-process static state, so two threads sharing one loaded copy crash the process
  * (HandleScope fatal error once peers connect). Each worker therefore dlopens its own copy of the native
- * file, under a path unique to the thread: a different path is a different dlopen instance. The copy is
- * unlinked right after loading; the mapping stays valid.
+ * file, under a path unique to the thread: a different path is a different dlopen instance.
+ *
+ * The agent runs as root and loads this file as code, so the copy must be one nobody else can have
+ * planted or swapped: it goes into a fresh directory from `mkdtemp` (mode 0700, a name no one can guess
+ * in advance), is created exclusively (COPYFILE_EXCL: an existing file or symlink there is an error,
+ * never followed), and the directory is removed right after loading; the mapping stays valid.
  */
-import { copyFileSync, unlinkSync } from 'node:fs';
+import { constants, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,12 +43,13 @@ function nativeFilePath(): string {
 function loadPrivateCopy(): Addon {
   const source = nativeFilePath();
   if (isMainThread) return require(source) as Addon;
-  const copy = path.join(os.tmpdir(), `termgate-ndc-${process.pid}-${threadId}.node`);
-  copyFileSync(source, copy);
+  const dir = mkdtempSync(path.join(os.tmpdir(), `termgate-ndc-${threadId}-`));
   try {
+    const copy = path.join(dir, 'node_datachannel.node');
+    copyFileSync(source, copy, constants.COPYFILE_EXCL);
     return require(copy) as Addon;
   } finally {
-    unlinkSync(copy);
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

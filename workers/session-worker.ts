@@ -1,24 +1,19 @@
 /**
  * The Piscina worker entry. Each task is one session, running from offer to close; a worker runs many at
- * once (`concurrentTasksPerWorker`). At shutdown the main thread broadcasts `drain`: every worker closes
- * its remaining peers and cleans the addon up before it may be terminated, since a worker torn down with
- * live peers aborts the process.
+ * once (`concurrentTasksPerWorker`). At shutdown the pool asks every worker to drain on its line: the
+ * worker closes its remaining peers and cleans the addon up before it may be terminated, since a worker
+ * torn down with live peers aborts the process.
  *
  * A bug that throws out of a worker must not take the process down with it: an uncaught exception or
  * unhandled rejection here closes every session of this worker ('worker-died'), cleans the addon up and
  * only then ends the thread. Piscina then fails the thread's tasks (the main thread marks those sessions
  * closed and tells the cloud) and starts a replacement, so the pool has its thread count back.
  */
-import { BroadcastChannel, threadId } from 'node:worker_threads';
 import Docker from 'dockerode';
-import { ErrorCodes } from '../src/errors.js';
-import {
-  DRAIN_CHANNEL,
-  type DrainMessage,
-  type SessionResult,
-  type SessionTask,
-} from '../src/protocol/worker-messages.js';
+import { ErrorCodes } from '../common/errors.js';
+import type { SessionResult, SessionTask } from '../common/protocol/worker-messages.js';
 import { cleanupAddon, getAddon } from './native-addon.js';
+import { poolLine, workerLog } from './pool-line.js';
 import { WorkerMetrics } from './WorkerMetrics.js';
 import { WorkerSession } from './WorkerSession.js';
 
@@ -26,8 +21,6 @@ const live = new Set<WorkerSession>();
 const dockerBySocket = new Map<string, Docker>();
 /** This worker's row of gauges (sessions, event-loop delay); undefined with metrics off. */
 const metrics = WorkerMetrics.fromWorkerData();
-/** Test-only: obey `crash` broadcasts. Read once at start; off unless TERMGATE_FAULT_INJECTION=1. */
-const FAULT_INJECTION = process.env.TERMGATE_FAULT_INJECTION === '1';
 let dying = false;
 
 function dockerFor(socketPath: string): Docker {
@@ -43,7 +36,7 @@ export default async function runSession(task: SessionTask): Promise<SessionResu
   // A dying worker must not create a peer after its addon was cleaned up; the main thread maps the
   // rejection to 'worker-died'.
   if (dying) throw new Error('the worker is ending after a fault');
-  const session = new WorkerSession(task, getAddon(), dockerFor(task.settings.dockerSocket));
+  const session = new WorkerSession(task, getAddon(), dockerFor(task.settings.dockerSocket), workerLog);
   live.add(session);
   metrics?.setSessions(live.size);
   try {
@@ -54,12 +47,12 @@ export default async function runSession(task: SessionTask): Promise<SessionResu
   }
 }
 
-async function drain(): Promise<number> {
+async function drain(): Promise<{ peersClosed: number }> {
   const sessions = [...live];
   await Promise.all(sessions.map((s) => s.close('shutdown')));
   cleanupAddon();
   metrics?.close();
-  return sessions.length;
+  return { peersClosed: sessions.length };
 }
 
 /** Ends this thread after a fault: sessions closed with a reason, addon cleaned up, then exit. */
@@ -67,6 +60,7 @@ async function die(err: unknown): Promise<void> {
   if (dying) return;
   dying = true;
   const message = err instanceof Error ? err.message : String(err);
+  workerLog.error({ err: message, sessions: live.size }, 'worker failed: closing its sessions and ending');
   const error = { code: ErrorCodes.WORKER_DIED, message: `the session's worker failed: ${message}` };
   try {
     await Promise.all([...live].map((s) => s.close('worker-died', error)));
@@ -81,21 +75,10 @@ async function die(err: unknown): Promise<void> {
 process.on('uncaughtException', (err) => void die(err));
 process.on('unhandledRejection', (err) => void die(err));
 
-const control = new BroadcastChannel(DRAIN_CHANNEL);
-control.unref();
-control.onmessage = (event) => {
-  const message = (event as { data: DrainMessage }).data;
-  if (message.type === 'crash') {
-    if (FAULT_INJECTION && message.threadId === threadId) {
-      setImmediate(() => {
-        throw new Error('fault injected (TERMGATE_FAULT_INJECTION)');
-      });
-    }
-    return;
-  }
-  if (message.type !== 'drain') return;
-  void drain().then((peersClosed) => {
-    const reply: DrainMessage = { type: 'drained', threadId, peersClosed };
-    control.postMessage(reply);
-  });
-};
+poolLine.handle('drain', drain);
+// A worker that never ran a session has not loaded this module and holds nothing: the pool asks only
+// the workers that said they are here.
+poolLine.notify('loaded', {});
+
+// Test-only, off by default: a worker that can be told to crash (common/testing/fault-injection.ts).
+if (process.env.TERMGATE_FAULT_INJECTION === '1') await import('../common/testing/fault-injection.js');

@@ -17,16 +17,13 @@ export function completeUtf8Length(bytes: Uint8Array): number {
   return end; // no lead byte nearby: invalid UTF-8, pass it on and let the decoder replace it
 }
 
-/** Splits `bytes` into pieces of at most `max` bytes, cutting only between UTF-8 characters. */
-export function* utf8Chunks(bytes: Buffer, max: number): Generator<Buffer> {
-  let start = 0;
-  while (start < bytes.length) {
-    let end = Math.min(bytes.length, start + max);
-    if (end < bytes.length) {
-      const cut = completeUtf8Length(bytes.subarray(start, end));
-      if (cut > 0) end = start + cut;
-    }
-    yield bytes.subarray(start, end);
-    start = end;
-  }
+/**
+ * Where the piece of `bytes` that starts at `start` ends: at most `max` bytes on, and not inside a
+ * multi-byte character (unless no character starts in that span: invalid input is cut where it must be).
+ */
+export function utf8CutBefore(bytes: Uint8Array, start: number, max: number): number {
+  const end = Math.min(bytes.length, start + max);
+  if (end === bytes.length) return end;
+  const cut = completeUtf8Length(bytes.subarray(start, end));
+  return cut > 0 ? start + cut : end;
 }

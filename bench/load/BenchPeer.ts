@@ -8,7 +8,8 @@ import {
   encodeInbound,
   type Encoding,
   type InboundMessage,
-} from '../../src/protocol/terminal-messages.js';
+} from '../../common/protocol/terminal-messages.js';
+import { isOffererRace, withoutCandidates } from './offerer-race.js';
 import { nowMs, Terminal } from './Terminal.js';
 
 type PeerConnection = InstanceType<typeof nodeDataChannel.PeerConnection>;
@@ -21,10 +22,9 @@ export interface Signaler {
 }
 
 /**
- * The DTLS role the simulated browser offers. `actpass` is what browsers send; libdatachannel as the
- * offerer then loses the agent's early ClientHello whenever the answer reaches it more than a few ms
- * after the agent sent it, and OpenSSL retries only after 1 s (Chromium caches an early ClientHello, so
- * a real browser does not pay this). `active` makes the simulated browser the DTLS client and avoids it.
+ * The DTLS role the simulated browser offers. `actpass` (the default) is what browsers send, as the
+ * design's browser example does; the agent answers it as the DTLS server (workers/Peer.ts). `active`
+ * makes the simulated browser the DTLS client outright, for comparison.
  */
 export type BrowserSetup = 'actpass' | 'active';
 
@@ -34,6 +34,9 @@ export interface PeerTimings {
   readyAt: number | undefined;
   ptyConnectedAt: number | undefined;
 }
+
+/** A setup lost to the offerer race, which a second try gets past (see `BenchPeer.open`). */
+export class OffererRace extends Error {}
 
 export class BenchPeer extends Terminal {
   readonly sessionId: string;
@@ -52,7 +55,7 @@ export class BenchPeer extends Terminal {
   readonly #history: string[] = [];
   readonly #setup: BrowserSetup;
 
-  constructor(sessionId: string, encoding: Encoding, signaler: Signaler, setup: BrowserSetup = 'active') {
+  constructor(sessionId: string, encoding: Encoding, signaler: Signaler, setup: BrowserSetup = 'actpass') {
     super();
     this.sessionId = sessionId;
     this.#encoding = encoding;
@@ -75,33 +78,26 @@ export class BenchPeer extends Terminal {
     this.#dc.onClosed(() => this.#fail('data channel closed'));
   }
 
-  /** Offers, answers, and resolves on `pty_connected`. */
+  /**
+   * Offers, answers, and resolves on `pty_connected`. The offer carries no candidates, as a browser's
+   * does; they trickle at once. Throws `OffererRace` when the answer came after the offerer race had
+   * torn this peer down (offerer-race.ts): a setup worth trying again, unlike any other failure.
+   */
   async open(device: string, timeoutMs: number): Promise<void> {
-    const local = await this.#localOffer(timeoutMs);
+    const local = withoutCandidates(await this.#localOffer(timeoutMs));
     const sdp = this.#setup === 'active' ? local.replace(/a=setup:actpass/g, 'a=setup:active') : local;
     const answer = await this.#signaler.offer(this.sessionId, device, sdp);
     try {
       this.#pc.setRemoteDescription(answer, 'answer');
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new Error(
-        `${why} (peer ${this.#pc.state()}, ice ${this.#pc.iceState()}, gathering ${this.#pc.gatheringState()}${this.#failure ? `, ${this.#failure}` : ''}; states ${this.#history.join(' ')}; answer after ${Math.round(nowMs() - this.#born)} ms)`,
-      );
+      const detail = `${why} (peer ${this.#pc.state()}, ice ${this.#pc.iceState()}, gathering ${this.#pc.gatheringState()}${this.#failure ? `, ${this.#failure}` : ''}; states ${this.#history.join(' ')}; answer after ${Math.round(nowMs() - this.#born)} ms)`;
+      throw isOffererRace(err) && !this.#heardFromAgent ? new OffererRace(detail) : new Error(detail);
     }
     const pending = this.#pending ?? [];
     this.#pending = undefined;
     for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
     await this.#waitForPty(timeoutMs);
-  }
-
-  /**
-   * The peer connection itself failed (ICE failed, or libdatachannel closed it while applying the
-   * answer) before the agent sent anything: the offerer-side failure of the README's known issues,
-   * which a second try gets past. An agent refusal or a timeout is not this.
-   */
-  get failedBeforeAgentSpoke(): boolean {
-    const state = this.#pc.state();
-    return !this.#heardFromAgent && (state === 'failed' || state === 'closed');
   }
 
   addRemoteCandidate(candidate: string, mid: string): void {

@@ -5,9 +5,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import type { Encoding } from '../../src/protocol/terminal-messages.js';
+import type { Encoding } from '../../common/protocol/terminal-messages.js';
 import type { BenchCloud, OfferTiming } from '../cloud.js';
-import { IpcChannel } from '../ipc.js';
+import { IpcChannel, type RequestLimit } from '../ipc.js';
 import type { BrowserSetup } from './BenchPeer.js';
 import type { OfferRequest, RemoteCandidate } from './protocol.js';
 
@@ -35,7 +35,7 @@ export class LoadProcess {
       env: {
         ...process.env,
         TERMGATE_BENCH_ENCODING: options.encoding ?? 'msgpack',
-        TERMGATE_BENCH_BROWSER_SETUP: options.browserSetup ?? 'active',
+        TERMGATE_BENCH_BROWSER_SETUP: options.browserSetup ?? 'actpass',
         TERMGATE_BENCH_DOCKER_SOCKET: options.dockerSocket ?? '/var/run/docker.sock',
       },
     });
@@ -78,8 +78,8 @@ export class LoadProcess {
     return this.#log;
   }
 
-  request<R>(method: string, params: unknown = {}, timeoutMs?: number): Promise<R> {
-    return this.ipc.request<R>(method, params, timeoutMs);
+  request<R>(method: string, params: unknown = {}, limit?: RequestLimit): Promise<R> {
+    return this.ipc.request<R>(method, params, limit);
   }
 
   /** Closes its sessions, cleans up the native addon, and waits for the exit (killed if it hangs). */

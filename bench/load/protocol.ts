@@ -1,4 +1,6 @@
-import type { BulkWorkload } from './Terminal.js';
+import type { Encoding } from '../../common/protocol/terminal-messages.js';
+import type { BrowserSetup } from './BenchPeer.js';
+import type { BulkWorkload } from './workloads.js';
 
 /** What the bench parent and its load processes say to each other over IPC. */
 
@@ -9,6 +11,9 @@ export interface OpenParams {
   kind: TerminalKind;
   device: string;
   timeoutMs: number;
+  /** termgate only: the simulated browser's encoding and DTLS role, when not the load process's own. */
+  encoding?: Encoding;
+  setup?: BrowserSetup;
 }
 
 /** Times on the `nowMs()` clock (wall-clock ms, comparable across the bench's processes). */
@@ -56,6 +61,8 @@ export interface BulkResult {
   startMs: number;
   endMs: number;
   bytes: number;
+  /** sha256 (hex) of those bytes. */
+  sha256: string;
   /** CPU this load process spent during the transfer. */
   cpuMs: number;
 }

@@ -9,7 +9,7 @@ import { sampleProcess } from '../agent.js';
 import { progressBar, type BenchHarness, type CommonOptions, type OpenedSession } from '../harness.js';
 import type { LoadStats, TerminalKind } from '../load/protocol.js';
 import { row, type BenchReport, type ResultRow } from '../report.js';
-import { report, RETRIED_ROW, shownArgs, sleep, startClock, withHarness } from './common.js';
+import { report, RETRIED_ROW, setupRows, shownArgs, sleep, startClock, withHarness } from './common.js';
 
 export interface CapacityOptions extends CommonOptions {
   steps: number[];
@@ -174,6 +174,7 @@ export async function runCapacity(o: CapacityOptions): Promise<BenchReport> {
           row(`${n}: open fds`, 'count', t.fds, b.fds),
         );
       });
+      rows.push(...setupRows(h));
       return report(
         'capacity',
         o,

@@ -1,6 +1,6 @@
 /** Pieces the scenarios share: running with a harness and building the report around the rows. */
 import { BenchHarness, type CommonOptions, type HarnessOptions } from '../harness.js';
-import { machine, type BenchReport, type ResultRow } from '../report.js';
+import { machine, row, type BenchReport, type ResultRow } from '../report.js';
 
 /** Starts a harness, runs `body`, and always tears the harness down. */
 export async function withHarness<T>(
@@ -39,7 +39,7 @@ export function report(
     durationSeconds: (performance.now() - started.t0) / 1000,
     machine: machine(),
     agent: { workers: common.workers, args },
-    options: { ...options, encoding: common.encoding, browserSetup: common.browserSetup ?? 'active' },
+    options: { ...options, encoding: common.encoding, browserSetup: common.browserSetup ?? 'actpass' },
     rows,
     details,
   };
@@ -57,8 +57,18 @@ export function shownArgs(h: BenchHarness): string[] {
 }
 
 /**
- * Setups whose first try failed inside the simulated browser's own peer (libdatachannel as the offerer;
- * see the README's known issues) and which a second try opened. Counted apart from failures so that
- * neither hides the other.
+ * Setups whose first try was lost to the offerer race inside the simulated browser's own peer
+ * (libdatachannel as the offerer; bench/load/offerer-race.ts, the README's known issues) and which a
+ * second try opened. Counted apart from failures so that neither hides the other.
  */
 export const RETRIED_ROW = "setups retried (the simulated browser's peer failed first)";
+export const SETUPS_ROW = 'sessions set up';
+
+/** Every scenario's last two rows: the sessions it set up on each side and how many needed a retry. */
+export function setupRows(h: BenchHarness): ResultRow[] {
+  const { termgate, baseline } = h.setupCounts;
+  return [
+    row(SETUPS_ROW, 'count', termgate.setups, baseline.setups),
+    row(RETRIED_ROW, 'count', termgate.retried, baseline.retried),
+  ];
+}

@@ -10,7 +10,7 @@ import { sampleProcess, type ProcessSample } from '../agent.js';
 import { progressBar, type BenchHarness, type CommonOptions } from '../harness.js';
 import type { SoakParams, SoakResult, TerminalKind } from '../load/protocol.js';
 import { percentiles, row, type BenchReport, type Percentiles } from '../report.js';
-import { report, RETRIED_ROW, shownArgs, sleep, startClock, withHarness } from './common.js';
+import { report, setupRows, shownArgs, sleep, startClock, withHarness } from './common.js';
 
 const run = promisify(execFile);
 
@@ -27,6 +27,8 @@ const MB = 1024 * 1024;
 /** RSS "returned" when within this of the warm base: V8 keeps some heap it grew into. */
 const RSS_SLACK = { ratio: 1.15, bytes: 8 * MB };
 const FD_SLACK = 2;
+/** A soak loop fails when its load process has been silent this long (a cycle takes well under 1 s). */
+const STALL_MS = 60_000;
 
 interface Side {
   base: ProcessSample;
@@ -60,10 +62,13 @@ async function shellsLeft(containers: string[]): Promise<number> {
   return count;
 }
 
+/** Processes beside init and sleep in the containers. A `docker top` that fails fails the run: it is not zero. */
 async function countShells(containers: string[]): Promise<number> {
   let count = 0;
   for (const c of containers) {
-    const { stdout } = await run('docker', ['top', c, '-o', 'pid,args']).catch(() => ({ stdout: '' }));
+    const { stdout } = await run('docker', ['top', c, '-o', 'pid,args']).catch((err: unknown) => {
+      throw new Error(`docker top ${c} failed, so the shells left cannot be counted: ${String(err)}`);
+    });
     count += stdout
       .split('\n')
       .slice(1)
@@ -92,9 +97,16 @@ async function soakRun(
           concurrency: per,
           durationMs,
         } satisfies SoakParams,
-        durationMs + 120_000,
+        // Bounded by progress: each cycle's signaling and output keeps the load process heard.
+        { stallMs: STALL_MS },
       ),
     ),
+  );
+  const setups = results.reduce((s, r) => s + r.cycles + r.failures, 0);
+  h.countSetups(
+    kind,
+    setups,
+    results.reduce((s, r) => s + r.retries, 0),
   );
   return {
     cycles: results.reduce((s, r) => s + r.cycles, 0),
@@ -176,7 +188,6 @@ export async function runSoak(o: SoakOptions): Promise<BenchReport> {
         row('cycle p50', 'ms', tg.cycle.p50, bl.cycle.p50),
         row('cycle p99', 'ms', tg.cycle.p99, bl.cycle.p99),
         row('failed cycles', 'count', tg.failures, bl.failures, { target: '0', met: tg.failures === 0 }),
-        row(RETRIED_ROW, 'count', tg.retries, bl.retries),
         row('RSS warm base', 'MB', tg.base.rssBytes / MB, bl.base.rssBytes / MB),
         row('RSS peak', 'MB', tg.peak.rssBytes / MB, bl.peak.rssBytes / MB),
         row('RSS after, all closed', 'MB', tg.end.rssBytes / MB, bl.end.rssBytes / MB, {
@@ -204,6 +215,7 @@ export async function runSoak(o: SoakOptions): Promise<BenchReport> {
           target: '0',
           met: tg.leftoverShells === 0,
         }),
+        ...setupRows(h),
       ];
       return report(
         'soak',
@@ -220,6 +232,8 @@ export async function runSoak(o: SoakOptions): Promise<BenchReport> {
         {
           termgate: tg,
           baseline: bl,
+          // What failed cycles said, where a reader of the report looks first.
+          errors: [...tg.errors.map((e) => `termgate: ${e}`), ...bl.errors.map((e) => `baseline: ${e}`)],
         },
       );
     },

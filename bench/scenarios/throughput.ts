@@ -1,101 +1,167 @@
 /**
- * throughput: one session's bulk output (`yes | head -c … | dd bs=64k`) through a raw PTY, then K
- * sessions at once, then one session of small writes (`yes | head -c` alone: busybox writes a few hundred
- * bytes at a time). MB/s (10^6 bytes) and CPU seconds per MB: the agent's for termgate, the direct-exec
- * client's for the baseline (the process that does the relaying in each case).
+ * throughput: what terminals print. One session at a time: `yes <16 chars> | head -c`, `seq` and `cat` of
+ * a text file through a cooked TTY, each in msgpack and in JSON, and `dd bs=64k` on a raw PTY as the kind
+ * case; each beside a direct exec doing the same, measured between the two encodings so the three run
+ * seconds apart. Then many streams: K sessions × M bytes of `yes` lines at once, against K direct execs at
+ * once. MB/s (10^6 bytes) and CPU milliseconds per MB: the agent's (all its threads) for termgate, the
+ * direct-exec client's for the baseline, the processes that relay the bytes in each case. Every transfer
+ * is checked byte for byte: its length and sha256 against the output the workload must produce.
  */
 import { sampleProcess } from '../agent.js';
 import type { BenchHarness, CommonOptions, OpenedSession } from '../harness.js';
 import type { BulkParams, BulkResult, TerminalKind } from '../load/protocol.js';
-import type { BulkWorkload } from '../load/Terminal.js';
+import { expectedDigest, LINE_WORKLOADS, type BulkWorkload, type OutputDigest } from '../load/workloads.js';
 import { row, type BenchReport } from '../report.js';
-import { report, shownArgs, sleep, startClock, withHarness } from './common.js';
+import type { Encoding } from '../../common/protocol/terminal-messages.js';
+import { report, setupRows, shownArgs, sleep, startClock, withHarness } from './common.js';
+import { manyRows, singleRows, type Run, type WorkloadRuns } from './throughput-rows.js';
+
+export { CPU_TARGET_MS, ENCODINGS, MANY_TARGET, ONE_TARGET } from './throughput-rows.js';
 
 export interface ThroughputOptions extends CommonOptions {
-  /** Bytes of output for the single session. */
+  /** Bytes each line-output transfer prints (`yes`, `seq`, `cat`; before the TTY's `\r`s). */
   bytes: number;
-  /** Sessions in the parallel run. */
+  /** Bytes of the `dd bs=64k` transfer. */
+  blockBytes: number;
+  /** Sessions streaming at once in the many-streams run. */
   parallel: number;
-  /** Bytes of output for each parallel session. */
+  /** Bytes each of them prints. */
   parallelBytes: number;
-  /** Bytes of output for the small-writes session. */
-  linesBytes: number;
 }
 
 export const throughputDefaults = {
-  bytes: 200_000_000,
-  parallel: 4,
-  parallelBytes: 50_000_000,
-  linesBytes: 10_000_000,
+  bytes: 50_000_000,
+  blockBytes: 200_000_000,
+  parallel: 20,
+  parallelBytes: 20_000_000,
 };
 export const throughputQuick = {
-  bytes: 4_000_000,
-  parallel: 2,
-  parallelBytes: 2_000_000,
-  linesBytes: 500_000,
+  bytes: 1_000_000,
+  blockBytes: 4_000_000,
+  parallel: 3,
+  parallelBytes: 1_000_000,
 };
 
-interface Run {
-  mbPerSecond: number;
-  cpuSecondsPerMb: number;
-  bytes: number;
-  seconds: number;
-  cpuSeconds: number;
-  loadCpuSeconds: number;
-}
+/** A transfer that failed, or whose length or sha256 is not what its workload prints. */
+export const TRANSFER_ERRORS_ROW = 'transfers missing or not byte-exact (length, sha256)';
+
+/** A transfer fails only when its load process has received nothing for this long. */
+const STALL_MS = 60_000;
 
 async function bulk(
   h: BenchHarness,
   kind: TerminalKind,
   sessions: OpenedSession[],
   bytes: number,
-  workload: BulkWorkload = 'blocks',
+  workload: BulkWorkload,
+  expected: OutputDigest,
 ): Promise<Run> {
   const pid = kind === 'termgate' ? h.agent!.pid : h.baseline!.pid;
   const cpu0 = sampleProcess(pid).cpuSeconds;
-  const results = await Promise.all(
+  const settled = await Promise.allSettled(
     sessions.map((s) =>
-      s.load.request<BulkResult>('bulk', { id: s.id, bytes, workload } satisfies BulkParams, 900_000),
+      s.load.request<BulkResult>('bulk', { id: s.id, bytes, workload } satisfies BulkParams, {
+        stallMs: STALL_MS,
+      }),
     ),
   );
   const cpuSeconds = sampleProcess(pid).cpuSeconds - cpu0;
+  const results = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const errors = settled.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+  if (results.length === 0) throw new Error(`every ${kind} ${workload} transfer failed: ${errors[0]}`);
   const total = results.reduce((sum, r) => sum + r.bytes, 0);
   const seconds =
     (Math.max(...results.map((r) => r.endMs)) - Math.min(...results.map((r) => r.startMs))) / 1000;
   const mb = total / 1e6;
   return {
     mbPerSecond: mb / seconds,
-    cpuSecondsPerMb: cpuSeconds / mb,
+    cpuMsPerMb: (cpuSeconds * 1000) / mb,
     bytes: total,
     seconds,
     cpuSeconds,
-    loadCpuSeconds: results.reduce((sum, r) => sum + r.cpuMs, 0) / 1000,
+    loadCpuSeconds: loadCpuSeconds(sessions, settled),
+    completed: results.length,
+    exact: results.filter((r) => r.bytes === expected.bytes && r.sha256 === expected.sha256).length,
+    transfers: sessions.length,
+    errors: errors.slice(0, 5),
   };
 }
 
-async function side(
+/**
+ * CPU of the load processes during a transfer. Each transfer reports its process's CPU over its own
+ * span, so transfers that ran at once in one process each report that process's whole CPU: count the
+ * longest per process, not the sum.
+ */
+function loadCpuSeconds(sessions: OpenedSession[], settled: Array<PromiseSettledResult<BulkResult>>): number {
+  const byProcess = new Map<unknown, number>();
+  settled.forEach((r, i) => {
+    if (r.status !== 'fulfilled') return;
+    const load = sessions[i]!.load;
+    byProcess.set(load, Math.max(byProcess.get(load) ?? 0, r.value.cpuMs));
+  });
+  return [...byProcess.values()].reduce((sum, ms) => sum + ms, 0) / 1000;
+}
+
+async function openOrThrow(
   h: BenchHarness,
   kind: TerminalKind,
-  o: ThroughputOptions,
-): Promise<{ one: Run; many: Run; lines: Run }> {
-  let { sessions } = await h.open(kind, Math.max(1, o.parallel), o.parallel);
-  // About 1 simulated-browser setup in 200 fails ICE on this machine (bench/README.md); one more try.
-  const retries = sessions.filter((s) => !s.ok).length;
-  if (retries > 0)
-    sessions = [...sessions.filter((s) => s.ok), ...(await h.open(kind, retries, retries)).sessions];
-  const failed = sessions.find((s) => !s.ok);
-  if (failed) throw new Error(`a ${kind} session did not open: ${failed.error}`);
+  index: number,
+  encoding?: Encoding,
+): Promise<OpenedSession> {
+  // The load process already tries a setup that failed on the simulated browser's side once more (and
+  // counts it); any other failure is the run's.
+  const s = await h.openOne(kind, index, encoding ? { encoding } : {});
+  if (!s.ok) throw new Error(`a ${kind} session did not open: ${s.error}`);
+  return s;
+}
+
+/** One session per encoding and one direct exec, each workload on all three, the direct exec between. */
+async function singleSessions(h: BenchHarness, o: ThroughputOptions): Promise<WorkloadRuns[]> {
+  const tg = {
+    msgpack: await openOrThrow(h, 'termgate', 0, 'msgpack'),
+    json: await openOrThrow(h, 'termgate', 1, 'json'),
+  };
+  const bl = await openOrThrow(h, 'baseline', 0);
+  const all = [tg.msgpack, tg.json, bl];
   try {
-    await bulk(h, kind, sessions.slice(0, 1), 1_000_000); // warm-up
-    if (o.progress) process.stderr.write(`throughput: ${kind} one session, ${o.bytes / 1e6} MB\n`);
-    const one = await bulk(h, kind, sessions.slice(0, 1), o.bytes);
+    const warm = expectedDigest('yes', 1_000_000);
+    for (const [kind, s] of [
+      ['termgate', tg.msgpack],
+      ['termgate', tg.json],
+      ['baseline', bl],
+    ] as const)
+      await bulk(h, kind, [s], 1_000_000, 'yes', warm);
+    const runs: WorkloadRuns[] = [];
+    for (const workload of [...LINE_WORKLOADS, 'blocks'] as const) {
+      const bytes = workload === 'blocks' ? o.blockBytes : o.bytes;
+      const expected = expectedDigest(workload, bytes);
+      const say = (who: string) =>
+        o.progress && process.stderr.write(`throughput: ${workload} ${bytes / 1e6} MB, ${who}\n`);
+      say('termgate msgpack');
+      const msgpack = await bulk(h, 'termgate', [tg.msgpack], bytes, workload, expected);
+      say('direct exec');
+      const baseline = await bulk(h, 'baseline', [bl], bytes, workload, expected);
+      say('termgate json');
+      const json = await bulk(h, 'termgate', [tg.json], bytes, workload, expected);
+      runs.push({ workload, bytes, termgate: { msgpack, json }, baseline });
+    }
+    return runs;
+  } finally {
+    await h.closeSessions(all);
+  }
+}
+
+/** `parallel` sessions (or direct execs) print `parallelBytes` of `yes` lines each, all at once. */
+async function manyStreams(h: BenchHarness, kind: TerminalKind, o: ThroughputOptions): Promise<Run> {
+  const { sessions } = await h.open(kind, o.parallel, Math.min(o.parallel, 10), undefined, {
+    encoding: o.encoding,
+  });
+  try {
+    const failed = sessions.find((s) => !s.ok);
+    if (failed) throw new Error(`a ${kind} session did not open: ${failed.error}`);
     if (o.progress)
       process.stderr.write(`throughput: ${kind} ${o.parallel} sessions × ${o.parallelBytes / 1e6} MB\n`);
-    const many = await bulk(h, kind, sessions, o.parallelBytes);
-    if (o.progress)
-      process.stderr.write(`throughput: ${kind} one session, small writes, ${o.linesBytes / 1e6} MB\n`);
-    const lines = await bulk(h, kind, sessions.slice(0, 1), o.linesBytes, 'lines');
-    return { one, many, lines };
+    return await bulk(h, kind, sessions, o.parallelBytes, 'yes', expectedDigest('yes', o.parallelBytes));
   } finally {
     await h.closeSessions(sessions);
   }
@@ -103,37 +169,41 @@ async function side(
 
 export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> {
   const started = startClock();
-  const loadProcesses = Math.min(2, o.parallel);
+  const loadProcesses = 2;
+  const containers = Math.min(4, o.parallel);
+  // Every expected digest up front, so generating them never overlaps a measurement.
+  for (const w of LINE_WORKLOADS) expectedDigest(w, o.bytes);
+  expectedDigest('blocks', o.blockBytes);
+  expectedDigest('yes', o.parallelBytes);
   return withHarness(
     {
       workers: o.workers,
-      containers: o.parallel,
-      maxSessions: o.parallel + 1,
+      containers,
+      maxSessions: Math.max(o.parallel, 2) + 1,
       loadProcesses,
       encoding: o.encoding,
       browserSetup: o.browserSetup,
       agentArgs: o.agentArgs,
     },
     async (h) => {
-      const tg = await side(h, 'termgate', o);
+      const single = await singleSessions(h, o);
       await sleep(1000);
-      const bl = await side(h, 'baseline', o);
+      const manyTg = await manyStreams(h, 'termgate', o);
+      await sleep(1000);
+      const manyBl = await manyStreams(h, 'baseline', o);
+      const all = [...single.flatMap((r) => [r.termgate.msgpack, r.termgate.json]), manyTg];
+      const baselines = [...single.map((r) => r.baseline), manyBl];
+      const count = (runs: Run[], key: 'exact' | 'transfers') => runs.reduce((n, r) => n + r[key], 0);
+      const notExact = (runs: Run[]) => count(runs, 'transfers') - count(runs, 'exact');
       const rows = [
-        row('one session', 'MB/s', tg.one.mbPerSecond, bl.one.mbPerSecond, {
-          target: '≥ 0.9× baseline',
-          met: tg.one.mbPerSecond >= 0.9 * bl.one.mbPerSecond,
+        ...singleRows(single),
+        ...manyRows(o, manyTg, manyBl),
+        row('transfers checked', 'count', count(all, 'transfers'), count(baselines, 'transfers')),
+        row(TRANSFER_ERRORS_ROW, 'count', notExact(all), notExact(baselines), {
+          target: '0',
+          met: notExact(all) === 0 && notExact(baselines) === 0,
         }),
-        row(`${o.parallel} sessions at once (sum)`, 'MB/s', tg.many.mbPerSecond, bl.many.mbPerSecond),
-        row(
-          'CPU per MB, one session (agent vs direct-exec client)',
-          's/MB',
-          tg.one.cpuSecondsPerMb,
-          bl.one.cpuSecondsPerMb,
-        ),
-        row(`CPU per MB, ${o.parallel} sessions`, 's/MB', tg.many.cpuSecondsPerMb, bl.many.cpuSecondsPerMb),
-        row('one session, small writes (~200 B)', 'MB/s', tg.lines.mbPerSecond, bl.lines.mbPerSecond),
-        row('CPU per MB, small writes', 's/MB', tg.lines.cpuSecondsPerMb, bl.lines.cpuSecondsPerMb),
-        row('bytes received, one session', 'MB', tg.one.bytes / 1e6, bl.one.bytes / 1e6),
+        ...setupRows(h),
       ];
       return report(
         'throughput',
@@ -142,15 +212,17 @@ export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> 
         shownArgs(h),
         {
           bytes: o.bytes,
+          blockBytes: o.blockBytes,
           parallel: o.parallel,
           parallelBytes: o.parallelBytes,
-          linesBytes: o.linesBytes,
           loadProcesses,
+          containers,
         },
         rows,
         {
-          termgate: tg,
-          baseline: bl,
+          single,
+          many: { termgate: manyTg, baseline: manyBl },
+          errors: [...all, ...baselines].flatMap((r) => r.errors).slice(0, 10),
         },
       );
     },

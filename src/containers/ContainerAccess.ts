@@ -5,12 +5,25 @@
  */
 import type Docker from 'dockerode';
 import picomatch from 'picomatch';
-import { ErrorCodes, TermgateError } from '../errors.js';
-import type { DeviceInfo } from '../protocol/signaling-messages.js';
+import { ErrorCodes, TermgateError } from '../../common/errors.js';
+import type { DeviceInfo } from '../../common/protocol/signaling.js';
+import { withDockerTimeout } from '../../common/docker-timeout.js';
 
 export interface ContainerSelector {
   globs: string[];
   label: { key: string; value: string | undefined } | undefined;
+}
+
+/** A container the policy allowed: its name, and the full id the name resolved to at that moment. */
+export interface AuthorizedContainer {
+  name: string;
+  /** Execs go to this id, never to the name: a container recreated under the name is a different one. */
+  id: string;
+}
+
+export interface ContainerAccessOptions {
+  /** How long one Docker call may take; default 10 s. */
+  dockerTimeoutMs?: number;
 }
 
 /** Docker's own rule for container names; anything else never reaches the Docker API. */
@@ -20,10 +33,12 @@ export class ContainerAccess {
   readonly #docker: Docker;
   readonly #selector: ContainerSelector;
   readonly #matchers: Array<(name: string) => boolean>;
+  readonly #timeoutMs: number;
 
-  constructor(docker: Docker, selector: ContainerSelector) {
+  constructor(docker: Docker, selector: ContainerSelector, options: ContainerAccessOptions = {}) {
     this.#docker = docker;
     this.#selector = selector;
+    this.#timeoutMs = options.dockerTimeoutMs ?? 10_000;
     // Globs match the whole name literally: no braces, no extglobs, dots are ordinary characters.
     this.#matchers = selector.globs.map((g) =>
       picomatch(g, { dot: true, nobrace: true, noextglob: true, nonegate: true }),
@@ -36,12 +51,19 @@ export class ContainerAccess {
     return this.#matchers.length === 0 || this.#matchers.some((match) => match(name));
   }
 
-  /** Resolves a requested container, or throws a TermgateError saying why it may not be reached. */
-  async authorize(name: string): Promise<string> {
+  /** Throws TG_ERR_CONTAINER_NOT_ALLOWED unless the name passes the glob part of the policy. */
+  checkName(name: string): void {
     if (!this.nameAllowed(name)) throw notAllowed(name);
+  }
+
+  /** Resolves a requested container to its id, or throws a TermgateError saying why it may not be reached. */
+  async authorize(name: string): Promise<AuthorizedContainer> {
+    this.checkName(name);
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.#docker.getContainer(name).inspect();
+      info = await withDockerTimeout(this.#timeoutMs, `inspecting "${name}"`, (abortSignal) =>
+        this.#docker.getContainer(name).inspect({ abortSignal }),
+      );
     } catch (err) {
       throw inspectError(err, name);
     }
@@ -54,7 +76,15 @@ export class ContainerAccess {
         `container "${name}" is not running (${info.State.Status})`,
       );
     }
-    return name;
+    return { name, id: info.Id };
+  }
+
+  /** The host PID of a running container's first process, for the PID namespace check (0 if none). */
+  async hostPid(id: string): Promise<number> {
+    const info = await withDockerTimeout(this.#timeoutMs, 'inspecting a container', (abortSignal) =>
+      this.#docker.getContainer(id).inspect({ abortSignal }),
+    );
+    return info.State.Running ? info.State.Pid : 0;
   }
 
   /** The containers this agent serves right now. */
@@ -65,7 +95,9 @@ export class ContainerAccess {
       : undefined;
     let list: Docker.ContainerInfo[];
     try {
-      list = await this.#docker.listContainers({ all: true, filters });
+      list = await withDockerTimeout(this.#timeoutMs, 'listing containers', (abortSignal) =>
+        this.#docker.listContainers({ all: true, filters, abortSignal }),
+      );
     } catch (err) {
       throw inspectError(err, '*');
     }
@@ -92,6 +124,7 @@ function notAllowed(name: string): TermgateError {
 }
 
 function inspectError(err: unknown, name: string): TermgateError {
+  if (err instanceof TermgateError) return err;
   const status = (err as { statusCode?: number }).statusCode;
   if (status === 404)
     return new TermgateError(ErrorCodes.CONTAINER_NOT_FOUND, `container "${name}" does not exist`);

@@ -9,21 +9,21 @@
  * no container name. Every family is listed with its type and labels in docs/metrics.md.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { SessionStats } from '../protocol/session-stats.js';
-import { CLOSE_REASONS, type SessionState } from '../protocol/worker-messages.js';
+import { CLOSE_REASONS, type SessionState } from '../../common/protocol/worker-messages.js';
 import {
   releaseRow,
-  rowOffset,
   rowOwner,
-  WorkerStatSlot,
   workerStatsTable,
   type WorkerStatsTable,
-} from '../protocol/worker-stats.js';
-import type { SessionRouter } from '../routing/SessionRouter.js';
-import type { WorkerPool } from '../routing/WorkerPool.js';
+} from '../../common/protocol/worker-stats.js';
+import type { SessionRouter } from '../sessions/SessionRouter.js';
+import type { WorkerPool } from '../pool/WorkerPool.js';
 import type { SessionRegistry, SessionRegistryEvents } from '../sessions/SessionRegistry.js';
 import type { SignalingClient } from '../signaling/SignalingClient.js';
-import { EventLoopDelayWindow, type EventLoopDelaySample } from './EventLoopDelayWindow.js';
+import { EventLoopDelayWindow, type EventLoopDelaySample } from '../../common/EventLoopDelayWindow.js';
+import { addPoolMetrics } from './pool-metrics.js';
+import { SessionTotals } from './SessionTotals.js';
+import { addSignalingLinkMetrics } from './signaling-metrics.js';
 
 export interface AgentMetricsOptions {
   registry: SessionRegistry;
@@ -39,41 +39,15 @@ export interface AgentMetricsOptions {
 }
 
 /** Error kinds of `termgate_errors_total`. */
-export type ErrorKind = 'offer_refused' | 'signaling_payload' | 'datachannel_protocol';
+export type ErrorKind = 'offer_refused' | 'signaling_payload' | 'datachannel_protocol' | 'pty';
 
 const LIVE_STATES: readonly SessionState[] = ['created', 'connecting', 'connected', 'disconnected'];
-
-/** socket.io-client's disconnect reasons; anything else is counted as 'other' to keep the label closed. */
-const DISCONNECT_REASONS = new Set([
-  'io server disconnect',
-  'io client disconnect',
-  'ping timeout',
-  'transport close',
-  'transport error',
-  'parse error',
-]);
-
-type Totals = Omit<SessionStats, 'lastActivityMs'>;
-
-function zeroTotals(): Totals {
-  return {
-    bytesFromBrowser: 0,
-    bytesToBrowser: 0,
-    messagesFromBrowser: 0,
-    messagesToBrowser: 0,
-    protocolErrors: 0,
-    backpressurePauses: 0,
-  };
-}
 
 export class AgentMetrics {
   readonly register = new Registry();
   readonly #o: AgentMetricsOptions;
   readonly #table: WorkerStatsTable;
-  /** Final counters of sessions that have ended; live ones are read from their buffers at scrape time. */
-  readonly #ended = zeroTotals();
-  /** What each scrape-time counter has already been advanced to, by metric and label set. */
-  readonly #exported = new Map<string, number>();
+  readonly #totals: SessionTotals;
   readonly #mainDelay: EventLoopDelaySample = { p50: 0, p99: 0, max: 0 };
   readonly #delayWindow: EventLoopDelayWindow;
   readonly #unsubscribe: Array<() => void> = [];
@@ -82,6 +56,7 @@ export class AgentMetrics {
   constructor(options: AgentMetricsOptions) {
     this.#o = options;
     this.#table = workerStatsTable(options.workerStats);
+    this.#totals = new SessionTotals(options.registry);
     this.#delayWindow = new EventLoopDelayWindow({
       windowMs: options.delayWindowMs,
       onWindow: (sample) => Object.assign(this.#mainDelay, sample),
@@ -141,9 +116,9 @@ export class AgentMetrics {
       labelNames: ['direction'],
       registers,
       collect: () => {
-        const t = this.#totals();
-        this.#advance(bytes, 'bytes_from', { direction: 'from_browser' }, t.bytesFromBrowser);
-        this.#advance(bytes, 'bytes_to', { direction: 'to_browser' }, t.bytesToBrowser);
+        const t = this.#totals.now();
+        this.#totals.advance(bytes, 'bytes_from', { direction: 'from_browser' }, t.bytesFromBrowser);
+        this.#totals.advance(bytes, 'bytes_to', { direction: 'to_browser' }, t.bytesToBrowser);
       },
     });
     const messages = new Counter({
@@ -152,9 +127,9 @@ export class AgentMetrics {
       labelNames: ['direction'],
       registers,
       collect: () => {
-        const t = this.#totals();
-        this.#advance(messages, 'messages_from', { direction: 'from_browser' }, t.messagesFromBrowser);
-        this.#advance(messages, 'messages_to', { direction: 'to_browser' }, t.messagesToBrowser);
+        const t = this.#totals.now();
+        this.#totals.advance(messages, 'messages_from', { direction: 'from_browser' }, t.messagesFromBrowser);
+        this.#totals.advance(messages, 'messages_to', { direction: 'to_browser' }, t.messagesToBrowser);
       },
     });
     const pauses = new Counter({
@@ -162,110 +137,83 @@ export class AgentMetrics {
       help: "Times a PTY's output was paused because its data channel's send buffer was full.",
       registers,
       collect: () => {
-        this.#advance(pauses, 'pauses', {}, this.#totals().backpressurePauses);
+        this.#totals.advance(pauses, 'pauses', {}, this.#totals.now().backpressurePauses);
       },
     });
     const errors = new Counter({
       name: 'termgate_errors_total',
-      help: 'Errors by kind (offer_refused, signaling_payload, datachannel_protocol) and error code where known.',
+      help: 'Errors by kind (offer_refused, signaling_payload, datachannel_protocol, pty) and error code where known.',
       labelNames: ['kind', 'code'],
       registers,
       collect: () => {
-        this.#advance(
+        const t = this.#totals.now();
+        this.#totals.advance(
           errors,
           'datachannel_protocol',
           { kind: 'datachannel_protocol' },
-          this.#totals().protocolErrors,
+          t.protocolErrors,
+        );
+        this.#totals.advance(errors, 'pty', { kind: 'pty' }, t.ptyErrors);
+      },
+    });
+
+    // --- Hardening: faults caught at a boundary, replies dropped, shells not ended, switches ---
+    const faults = new Counter({
+      name: 'termgate_handler_faults_total',
+      help: 'Handlers that threw on outside input and were caught at their boundary, by boundary (signaling, datachannel, port).',
+      labelNames: ['boundary'],
+      registers,
+      collect: () => {
+        this.#totals.advance(
+          faults,
+          'faults_datachannel',
+          { boundary: 'datachannel' },
+          this.#totals.now().handlerFaults,
         );
       },
     });
-
-    // --- Workers and pool ---
-    const workerSessions = new Gauge({
-      name: 'termgate_worker_sessions',
-      help: 'Sessions hosted by each worker thread (worker = row index in the pool, stable across scrapes).',
-      labelNames: ['worker'],
+    faults.inc({ boundary: 'signaling' }, 0);
+    faults.inc({ boundary: 'port' }, 0);
+    const dropped = new Counter({
+      name: 'termgate_replies_dropped_total',
+      help: 'Replies (pong, error) not sent because the browser was not taking what its channel already held.',
       registers,
       collect: () => {
-        workerSessions.reset();
-        for (const row of this.#liveRows()) {
-          workerSessions.set(
-            { worker: String(row) },
-            this.#table.values[rowOffset(row) + WorkerStatSlot.sessions] ?? 0,
-          );
-        }
+        this.#totals.advance(dropped, 'replies_dropped', {}, this.#totals.now().repliesDropped);
       },
     });
-    const delay = new Gauge({
-      name: 'termgate_event_loop_delay_seconds',
-      help: 'Event-loop delay over the last window, by thread (main, worker-N) and quantile (1 = max).',
-      labelNames: ['thread', 'quantile'],
+    const cleanupFailures = new Counter({
+      name: 'termgate_shell_cleanup_failures_total',
+      help: 'Shells whose processes could not be seen or ended from the host when their session let them go.',
       registers,
       collect: () => {
-        delay.reset();
-        const set = (thread: string, s: EventLoopDelaySample) => {
-          delay.set({ thread, quantile: '0.5' }, s.p50);
-          delay.set({ thread, quantile: '0.99' }, s.p99);
-          delay.set({ thread, quantile: '1' }, s.max);
-        };
-        set('main', this.#mainDelay);
-        const v = this.#table.values;
-        for (const row of this.#liveRows()) {
-          const base = rowOffset(row);
-          set(`worker-${row}`, {
-            p50: v[base + WorkerStatSlot.delayP50] ?? 0,
-            p99: v[base + WorkerStatSlot.delayP99] ?? 0,
-            max: v[base + WorkerStatSlot.delayMax] ?? 0,
-          });
-        }
+        this.#totals.advance(cleanupFailures, 'cleanup_failures', {}, this.#totals.now().cleanupFailures);
       },
     });
-    const threads = new Gauge({
-      name: 'termgate_pool_threads',
-      help: 'Worker threads alive in the pool.',
+    const switches = new Counter({
+      name: 'termgate_container_switches_total',
+      help: 'connect_pty into another container than the session had: switched, or refused.',
+      labelNames: ['result'],
       registers,
-      collect: () => {
-        threads.set(options.pool.threadCount);
-      },
     });
-    const utilization = new Gauge({
-      name: 'termgate_pool_utilization_ratio',
-      help: "Piscina's pool utilization: share of the pool's capacity busy with tasks (sessions), 0 to 1.",
+    switches.inc({ result: 'switched' }, 0);
+    switches.inc({ result: 'refused' }, 0);
+    const slots = new Gauge({
+      name: 'termgate_container_slots',
+      help: 'Sessions counted against containers (sum over containers); equals the live sessions unless a connect_pty is being decided.',
       registers,
       collect: () => {
-        utilization.set(options.pool.utilization);
-      },
-    });
-    const queued = new Gauge({
-      name: 'termgate_pool_queued_sessions',
-      help: 'Sessions waiting in the pool queue for a worker.',
-      registers,
-      collect: () => {
-        queued.set(options.pool.queueSize);
+        slots.set(options.registry.containerSlots());
       },
     });
 
-    // --- Signaling ---
-    const connected = new Gauge({
-      name: 'termgate_signaling_connected',
-      help: '1 while the Socket.IO link to the cloud is connected, else 0.',
-      registers,
-      collect: () => {
-        connected.set(options.signaling.connected ? 1 : 0);
-      },
+    addPoolMetrics(registers, {
+      pool: options.pool,
+      table: this.#table,
+      liveRows: () => this.#liveRows(),
+      mainDelay: this.#mainDelay,
     });
-    const reconnects = new Counter({
-      name: 'termgate_signaling_reconnects_total',
-      help: 'Successful reconnections of the signaling link.',
-      registers,
-    });
-    const disconnects = new Counter({
-      name: 'termgate_signaling_disconnects_total',
-      help: "Losses of the signaling link, by socket.io's disconnect reason.",
-      labelNames: ['reason'],
-      registers,
-    });
-    for (const reason of [...DISCONNECT_REASONS, 'other']) disconnects.inc({ reason }, 0);
+    this.#unsubscribe.push(addSignalingLinkMetrics(registers, options.signaling));
 
     // --- Events: once per offer, session end or link change ---
     const onOffer = (code: string | undefined) => {
@@ -274,32 +222,36 @@ export class AgentMetrics {
     };
     const onAnswered = (seconds: number) => answerLatency.observe(seconds);
     const onPty = (seconds: number) => ptyLatency.observe(seconds);
-    options.router.on('offer', onOffer).on('answered', onAnswered).on('pty-connected', onPty);
+    const onSwitch = (code: string | undefined) =>
+      switches.inc({ result: code === undefined ? 'switched' : 'refused' });
+    const onPortFault = () => faults.inc({ boundary: 'port' });
+    options.router
+      .on('offer', onOffer)
+      .on('answered', onAnswered)
+      .on('pty-connected', onPty)
+      .on('switch', onSwitch)
+      .on('handler-fault', onPortFault);
     this.#unsubscribe.push(() =>
-      options.router.off('offer', onOffer).off('answered', onAnswered).off('pty-connected', onPty),
+      options.router
+        .off('offer', onOffer)
+        .off('answered', onAnswered)
+        .off('pty-connected', onPty)
+        .off('switch', onSwitch)
+        .off('handler-fault', onPortFault),
     );
 
     const onRemove = (...[session, result]: SessionRegistryEvents['remove']) => {
-      const s = session.getStats();
-      for (const key of Object.keys(this.#ended) as Array<keyof Totals>) this.#ended[key] += s[key];
+      this.#totals.ended(session);
       ended.inc({ reason: result.reason });
     };
     options.registry.on('remove', onRemove);
     this.#unsubscribe.push(() => options.registry.off('remove', onRemove));
 
     const onBadPayload = (_topic: string, code: string) => errors.inc({ kind: 'signaling_payload', code });
-    const onReconnect = () => reconnects.inc();
-    const onDisconnect = (reason: string) =>
-      disconnects.inc({ reason: DISCONNECT_REASONS.has(reason) ? reason : 'other' });
-    options.signaling
-      .on('bad-payload', onBadPayload)
-      .on('reconnect', onReconnect)
-      .on('disconnect', onDisconnect);
+    const onSignalingFault = () => faults.inc({ boundary: 'signaling' });
+    options.signaling.on('bad-payload', onBadPayload).on('handler-fault', onSignalingFault);
     this.#unsubscribe.push(() =>
-      options.signaling
-        .off('bad-payload', onBadPayload)
-        .off('reconnect', onReconnect)
-        .off('disconnect', onDisconnect),
+      options.signaling.off('bad-payload', onBadPayload).off('handler-fault', onSignalingFault),
     );
   }
 
@@ -323,34 +275,6 @@ export class AgentMetrics {
     this.#closed = true;
     this.#delayWindow.close();
     for (const off of this.#unsubscribe.splice(0)) off();
-  }
-
-  /** Ended sessions' totals plus the live sessions' counters, as of now. */
-  #totals(): Totals {
-    const t = { ...this.#ended };
-    for (const session of this.#o.registry.sessions()) {
-      const s = session.getStats();
-      t.bytesFromBrowser += s.bytesFromBrowser;
-      t.bytesToBrowser += s.bytesToBrowser;
-      t.messagesFromBrowser += s.messagesFromBrowser;
-      t.messagesToBrowser += s.messagesToBrowser;
-      t.protocolErrors += s.protocolErrors;
-      t.backpressurePauses += s.backpressurePauses;
-    }
-    return t;
-  }
-
-  /** Advances a scrape-time counter to `total` (prom-client counters only go up by increments); `key` names the series. */
-  #advance<L extends string>(
-    counter: Counter<L>,
-    key: string,
-    labels: Partial<Record<L, string>>,
-    total: number,
-  ): void {
-    const delta = total - (this.#exported.get(key) ?? 0);
-    if (delta < 0) return; // cannot happen: ended sessions keep their final counts
-    this.#exported.set(key, total);
-    counter.inc(labels, delta);
   }
 
   /** Stats rows owned by threads alive in the pool; rows of threads that are gone are freed. */

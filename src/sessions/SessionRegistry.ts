@@ -2,11 +2,11 @@
  * All sessions of this agent by id: admission (duplicates, sessions per host and per container), the idle
  * sweep, and the end of every session in one place.
  */
-import { ErrorCodes, TermgateError } from '../errors.js';
-import type { SessionId } from '../protocol/signaling-messages.js';
-import type { CloseReason, SessionResult, SessionState } from '../protocol/worker-messages.js';
-import { SafeEmitter } from '../SafeEmitter.js';
-import { Session } from './Session.js';
+import { ErrorCodes, TermgateError } from '../../common/errors.js';
+import type { SessionId } from '../../common/protocol/signaling.js';
+import type { CloseReason, SessionResult, SessionState } from '../../common/protocol/worker-messages.js';
+import { SafeEmitter } from '../../common/SafeEmitter.js';
+import { SessionHandle } from './SessionHandle.js';
 
 export interface SessionRegistryOptions {
   maxSessions: number;
@@ -16,14 +16,24 @@ export interface SessionRegistryOptions {
   sweepIntervalMs: number;
 }
 
+/**
+ * A slot held in a container for a session about to move there (connect_pty). It is taken before the
+ * engine is asked, so no other session can take it meanwhile, and settled once: `commit()` moves the
+ * session (unless it ended during the wait), `release()` gives the slot back.
+ */
+export interface SlotReservation {
+  /** Moves the session's accounting to the reserved container; false if the session has ended meanwhile. */
+  commit(): boolean;
+  release(): void;
+}
+
 export interface SessionRegistryEvents {
-  add: [session: Session];
-  remove: [session: Session, result: SessionResult];
+  remove: [session: SessionHandle, result: SessionResult];
 }
 
 export class SessionRegistry extends SafeEmitter<SessionRegistryEvents> {
   readonly #options: SessionRegistryOptions;
-  readonly #sessions = new Map<SessionId, Session>();
+  readonly #sessions = new Map<SessionId, SessionHandle>();
   readonly #perContainer = new Map<string, number>();
   readonly #sweepTimer: NodeJS.Timeout;
 
@@ -38,16 +48,16 @@ export class SessionRegistry extends SafeEmitter<SessionRegistryEvents> {
     return this.#sessions.size;
   }
 
-  get(id: SessionId): Session | undefined {
+  get(id: SessionId): SessionHandle | undefined {
     return this.#sessions.get(id);
   }
 
-  sessions(): IterableIterator<Session> {
+  sessions(): IterableIterator<SessionHandle> {
     return this.#sessions.values();
   }
 
   /** Admits a new session for `container`, or throws why it cannot be admitted. */
-  create(id: SessionId, container: string): Session {
+  create(id: SessionId, container: string, grants: Iterable<string> = []): SessionHandle {
     if (this.#sessions.has(id)) {
       throw new TermgateError(ErrorCodes.DUPLICATE_SESSION, `session "${id}" already exists on this agent`);
     }
@@ -58,21 +68,59 @@ export class SessionRegistry extends SafeEmitter<SessionRegistryEvents> {
       );
     }
     this.#checkContainerCapacity(container);
-    const session = new Session(id, container);
+    const session = new SessionHandle(id, container, grants);
     this.#sessions.set(id, session);
     this.#count(container, +1);
     session.once('close', (result) => this.#remove(session, result));
-    this.safeEmit('add', session);
     return session;
   }
 
-  /** Moves a session to another container (connect_pty), within that container's limit. */
-  moveSession(session: Session, container: string): void {
-    if (container === session.container) return;
+  /**
+   * Reserves a slot in `container` for `session` (connect_pty), within that container's limit, or throws
+   * why not. Until settled the session counts in both containers, so a race never lets one exceed its
+   * limit, and a session that ends before the commit gives the slot back.
+   */
+  reserveMove(session: SessionHandle, container: string): SlotReservation {
+    if (container === session.container) {
+      return {
+        commit: () => !session.closed && this.#sessions.get(session.id) === session,
+        release: () => {},
+      };
+    }
     this.#checkContainerCapacity(container);
-    this.#count(session.container, -1);
     this.#count(container, +1);
-    session.setContainer(container);
+    let settled = false;
+    const release = () => {
+      if (settled) return;
+      settled = true;
+      this.#count(container, -1);
+    };
+    return {
+      release,
+      commit: () => {
+        if (settled) return false;
+        if (session.closed || this.#sessions.get(session.id) !== session) {
+          release();
+          return false;
+        }
+        settled = true;
+        this.#count(session.container, -1);
+        session.setContainer(container);
+        return true;
+      },
+    };
+  }
+
+  /** Sessions counted against `container` right now (reservations included). */
+  containerCount(container: string): number {
+    return this.#perContainer.get(container) ?? 0;
+  }
+
+  /** Every container's count, summed: equals `size` whenever no connect_pty is being decided. */
+  containerSlots(): number {
+    let sum = 0;
+    for (const n of this.#perContainer.values()) sum += n;
+    return sum;
   }
 
   countByState(): Record<SessionState, number> {
@@ -87,12 +135,17 @@ export class SessionRegistry extends SafeEmitter<SessionRegistryEvents> {
     return counts;
   }
 
-  /** Asks every session idle past the timeout to close. Returns how many were asked. */
+  /**
+   * Asks every session idle past the timeout to close. Returns how many were asked. A session still
+   * being set up is not idle: the worker's setup timeout ends it if the browser never arrives, and a
+   * slow setup (a loaded host, a far browser) must not be cut by a short idle timeout.
+   */
   sweep(nowMs: number): number {
     let closed = 0;
     for (const session of this.#sessions.values()) {
+      if (session.state === 'created' || session.state === 'connecting') continue;
       if (nowMs - session.lastActivityMs >= this.#options.idleTimeoutMs) {
-        session.requestClose('idle-timeout');
+        session.close('idle-timeout');
         closed++;
       }
     }
@@ -104,7 +157,7 @@ export class SessionRegistry extends SafeEmitter<SessionRegistryEvents> {
     const pending = [...this.#sessions.values()].map(
       (s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.once('close', () => resolve()))),
     );
-    for (const s of this.#sessions.values()) s.requestClose(reason);
+    for (const s of this.#sessions.values()) s.close(reason);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     await Promise.race([Promise.all(pending), timeout]);
@@ -131,7 +184,7 @@ export class SessionRegistry extends SafeEmitter<SessionRegistryEvents> {
     else this.#perContainer.set(container, n);
   }
 
-  #remove(session: Session, result: SessionResult): void {
+  #remove(session: SessionHandle, result: SessionResult): void {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
     this.#count(session.container, -1);

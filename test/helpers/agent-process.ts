@@ -12,27 +12,31 @@ export class AgentProcess {
   readonly child: ChildProcess;
   #log = '';
 
-  private constructor(args: string[], env: NodeJS.ProcessEnv) {
+  private constructor(args: string[], env: NodeJS.ProcessEnv, unset: string[]) {
+    const childEnv = { ...process.env, ...env };
+    for (const name of unset) delete childEnv[name];
     this.child = spawn(process.execPath, [CLI, 'agent', ...args], {
-      env: { ...process.env, ...env },
+      env: childEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.#log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.#log += d.toString()));
   }
 
-  /** Starts `termgate agent` against the cloud at `cloudUrl`, loopback-only ICE, metrics off. */
-  static start(cloudUrl: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): AgentProcess {
-    const args = [
-      '--cloud-url',
-      cloudUrl,
-      '--bind-address',
-      '127.0.0.1',
-      '--metrics-listen',
-      'off',
-      ...extraArgs,
-    ];
-    return new AgentProcess(args, env);
+  /**
+   * Starts `termgate agent` against the cloud at `cloudUrl`, loopback-only ICE, metrics off unless
+   * `extraArgs` say otherwise. With `{ metrics: 'default' }` neither the flag nor its environment
+   * variable is given: the agent serves metrics where it does by default.
+   */
+  static start(
+    cloudUrl: string,
+    extraArgs: string[] = [],
+    env: NodeJS.ProcessEnv = {},
+    options: { metrics?: 'off' | 'default' } = {},
+  ): AgentProcess {
+    const metrics = options.metrics === 'default' ? [] : ['--metrics-listen', 'off'];
+    const args = ['--cloud-url', cloudUrl, '--bind-address', '127.0.0.1', ...metrics, ...extraArgs];
+    return new AgentProcess(args, env, options.metrics === 'default' ? ['TERMGATE_METRICS_LISTEN'] : []);
   }
 
   get log(): string {

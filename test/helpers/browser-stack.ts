@@ -6,7 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import Dockerode from 'dockerode';
-import { CloudServer } from '../../src/cloud/CloudServer.js';
+import { CloudServer } from '../../standin/cloud/CloudServer.js';
+import { runLabels } from './containers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 export const TEST_IMAGE = process.env.TERMGATE_TEST_IMAGE ?? 'vplc-test:latest';
@@ -39,6 +40,7 @@ export async function startBrowserStack(): Promise<BrowserStack> {
     name: container,
     Image: TEST_IMAGE,
     Cmd: ['/bin/sleep', '1000000'],
+    Labels: runLabels(),
     HostConfig: { Init: true, NetworkMode: 'none' },
   });
   await handle.start();

@@ -1,5 +1,5 @@
 /**
- * Launches Debian's Chromium through playwright-core with the flags NOTES.md verified for loopback-only
+ * Launches Debian's Chromium through playwright-core with the flags verified for loopback-only
  * WebRTC: loopback candidates allowed (with a media permission), mDNS host-name hiding off (written into
  * `Local State` of a fresh profile), no background traffic, no lookups but 127.0.0.1.
  * Run it inside a network namespace with only `lo` (see test/e2e-browser.test.ts).
@@ -19,9 +19,14 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
   '--allow-loopback-in-peer-connection',
 ];
+
+/** No lookups but 127.0.0.1, and `names` resolved to 127.0.0.1 (a DNS rebinding, as a page would get it). */
+function hostResolverRules(names: readonly string[]): string {
+  const rules = [...names.map((n) => `MAP ${n} 127.0.0.1`), 'MAP * ~NOTFOUND', 'EXCLUDE 127.0.0.1'];
+  return `--host-resolver-rules=${rules.join(' , ')}`;
+}
 
 export interface ChromiumSession {
   context: BrowserContext;
@@ -32,6 +37,8 @@ export interface ChromiumSession {
 export async function launchChromium(options: {
   origin: string;
   viewport?: { width: number; height: number };
+  /** Host names that resolve to 127.0.0.1 in this browser (first rules win). */
+  rebindToLoopback?: string[];
 }): Promise<ChromiumSession> {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'termgate-chromium-'));
   await writeFile(
@@ -41,7 +48,7 @@ export async function launchChromium(options: {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, hostResolverRules(options.rebindToLoopback ?? [])],
     viewport: options.viewport ?? { width: 1000, height: 640 },
     timeout: 30_000,
   });

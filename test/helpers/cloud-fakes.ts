@@ -3,7 +3,7 @@
  * protocol on the wire exactly as the real agent and the page do; nothing here touches WebRTC.
  */
 import { io, type Socket } from 'socket.io-client';
-import type { DeviceInfo } from '../../src/protocol/signaling-messages.js';
+import type { DeviceInfo } from '../../common/protocol/signaling.js';
 
 export interface ReceivedOffer {
   correlation_id: number;
@@ -113,8 +113,9 @@ export interface FakeBrowser {
   close(): Promise<void>;
 }
 
-export async function connectFakeBrowser(url: string): Promise<FakeBrowser> {
-  const socket = io(url, { transports: ['websocket'], reconnection: false });
+/** Connects a fake browser presenting the stand-in's browser token; resolves once it is accepted. */
+export async function connectFakeBrowser(url: string, token: string): Promise<FakeBrowser> {
+  const socket = io(url, { transports: ['websocket'], reconnection: false, auth: { token } });
   const browser: FakeBrowser = {
     socket,
     answers: [],

@@ -1,15 +1,24 @@
 /**
- * A real Prometheus server for tests (Debian's package: `bash scripts/prometheus-up.sh`), on 127.0.0.1
+ * A real Prometheus server for tests (Debian's binary: `bash scripts/prometheus-up.sh`), on 127.0.0.1
  * with a temporary config and data directory, scraping the given targets every second.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort } from './metrics.js';
 
-export const PROMETHEUS_BIN = process.env.TERMGATE_PROMETHEUS ?? '/usr/bin/prometheus';
+/** $TERMGATE_PROMETHEUS, Debian's package, or the binary scripts/prometheus-up.sh put in .tools/. */
+export const PROMETHEUS_BIN =
+  process.env.TERMGATE_PROMETHEUS ??
+  [
+    '/usr/bin/prometheus',
+    fileURLToPath(new URL('../../../.tools/prometheus/prometheus', import.meta.url)),
+  ].find((p) => existsSync(p)) ??
+  '/usr/bin/prometheus';
 
 export interface QueryResult {
   status: number;

@@ -4,10 +4,10 @@
  * them, in one place, so each test file says only what is special about its agent.
  */
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
+import { before } from 'node:test';
 import { AgentProcess } from './agent-process.js';
-import { cleanupPeers } from './browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix } from './containers.js';
+import { onTeardown } from './teardown.js';
 import { TestCloud } from './test-cloud.js';
 
 export interface StackOptions {
@@ -70,7 +70,6 @@ export class Stack {
     } finally {
       await this.cloud?.close();
       await removeContainers([...this.containers, ...this.#extra]);
-      await cleanupPeers();
     }
   }
 
@@ -86,10 +85,10 @@ export class Stack {
   }
 }
 
-/** Starts a stack before the file's tests and tears it down after them. */
+/** Starts a stack before the file's tests and tears it down after them (the file's teardown, which ends it). */
 export function useStack(options: StackOptions): Stack {
   const stack = new Stack(uniquePrefix(options.name));
   before(() => stack.start(options), { timeout: 120_000 });
-  after(() => stack.teardown(options), { timeout: 120_000 });
+  onTeardown(() => stack.teardown(options));
   return stack;
 }

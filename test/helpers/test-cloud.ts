@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
-import type { AnswerMessage, OutboundIceMessage } from '../../src/protocol/signaling-messages.js';
+import type { AnswerMessage, OutboundIceMessage } from '../../common/protocol/signaling.js';
 
 export interface AgentDisconnectNotice {
   session_id: string;

@@ -1,0 +1,85 @@
+/** The throughput scenario's result rows and the targets they are judged against (issue 12). */
+import { workloadSpec, type BulkWorkload } from '../load/workloads.js';
+import { row, type ResultRow } from '../report.js';
+import type { Encoding } from '../../common/protocol/terminal-messages.js';
+import type { ThroughputOptions } from './throughput.js';
+
+/** Both data channel encodings, msgpack (the page's default) first. */
+export const ENCODINGS: readonly Encoding[] = ['msgpack', 'json'];
+/** Agent CPU per MB of line output allowed, by encoding (issue 12). */
+export const CPU_TARGET_MS: Record<Encoding, number> = { msgpack: 20, json: 30 };
+/** The many-streams run must reach this share of as many direct execs at once. */
+export const MANY_TARGET = 0.8;
+/** One session must reach this share of a direct exec. */
+export const ONE_TARGET = 0.9;
+
+export interface Run {
+  mbPerSecond: number;
+  cpuMsPerMb: number;
+  bytes: number;
+  seconds: number;
+  cpuSeconds: number;
+  loadCpuSeconds: number;
+  /** Transfers that ended, and those of them whose length and sha256 are the expected ones. */
+  completed: number;
+  exact: number;
+  transfers: number;
+  errors: string[];
+}
+
+export interface WorkloadRuns {
+  workload: BulkWorkload;
+  bytes: number;
+  termgate: Record<Encoding, Run>;
+  baseline: Run;
+}
+
+export function singleRows(runs: WorkloadRuns[]): ResultRow[] {
+  return runs.flatMap(({ workload, bytes, termgate, baseline }) => {
+    const { label } = workloadSpec(workload, bytes, '');
+    const lines = workload !== 'blocks';
+    return ENCODINGS.flatMap((encoding) => {
+      const t = termgate[encoding];
+      return [
+        row(`${label}, ${encoding}: one session`, 'MB/s', t.mbPerSecond, baseline.mbPerSecond, {
+          target: `≥ ${ONE_TARGET}× baseline`,
+          met: t.mbPerSecond >= ONE_TARGET * baseline.mbPerSecond,
+        }),
+        row(
+          `${label}, ${encoding}: CPU per MB (agent vs direct-exec client)`,
+          'ms/MB',
+          t.cpuMsPerMb,
+          baseline.cpuMsPerMb,
+          lines
+            ? {
+                target: `≤ ${CPU_TARGET_MS[encoding]} ms`,
+                met: t.cpuMsPerMb <= CPU_TARGET_MS[encoding],
+              }
+            : {},
+        ),
+      ];
+    });
+  });
+}
+
+export function manyRows(
+  o: Pick<ThroughputOptions, 'parallel' | 'parallelBytes' | 'encoding'>,
+  tg: Run,
+  bl: Run,
+): ResultRow[] {
+  const name = `${o.parallel} sessions × ${o.parallelBytes / 1e6} MB at once (yes lines, ${o.encoding})`;
+  return [
+    row(`${name}: completed`, 'count', tg.completed, bl.completed, {
+      target: `${o.parallel}`,
+      met: tg.completed === o.parallel && bl.completed === o.parallel,
+    }),
+    row(`${name}: aggregate`, 'MB/s', tg.mbPerSecond, bl.mbPerSecond, {
+      target: `≥ ${MANY_TARGET}× baseline`,
+      met: tg.mbPerSecond >= MANY_TARGET * bl.mbPerSecond,
+    }),
+    row(`${name}: CPU per MB`, 'ms/MB', tg.cpuMsPerMb, bl.cpuMsPerMb, {
+      target: `≤ ${CPU_TARGET_MS[o.encoding]} ms`,
+      met: tg.cpuMsPerMb <= CPU_TARGET_MS[o.encoding],
+    }),
+  ];
+}

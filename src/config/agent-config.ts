@@ -1,0 +1,158 @@
+/**
+ * The agent's configuration: the flag table's raw values (command line, environment, or the table's
+ * defaults), checked once at start-up. A bad value stops the agent with a message naming the flag;
+ * nothing past this file re-checks them.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import type { SessionSettings } from '../../common/protocol/worker-messages.js';
+import { isLoopbackHost } from '../../common/host-port.js';
+import {
+  AGENT_FLAGS,
+  defaultOf,
+  longFlag,
+  type AgentFlagName,
+  type AgentFlags,
+  type AgentFlagValues,
+  type FlagSpec,
+} from './flags.js';
+import { ConfigError, type ContainerLabel } from './parsers.js';
+
+export { ConfigError } from './parsers.js';
+export type { AgentFlags } from './flags.js';
+
+export interface AgentConfig {
+  cloudUrl: string;
+  token: string | undefined;
+  agentId: string;
+  /** connect_pty may switch to any container the selector allows, not only those the cloud granted. */
+  allowContainerSwitch: boolean;
+  /** How long one Docker engine call may take before it fails with TG_ERR_DOCKER_TIMEOUT. */
+  dockerTimeoutMs: number;
+  /** Things worth a warning at start-up (a token on the command line, a token file others can read). */
+  warnings: string[];
+  containerGlobs: string[];
+  containerLabel: ContainerLabel | undefined;
+  workers: number;
+  sessionsPerWorker: number;
+  maxSessions: number;
+  maxSessionsPerContainer: number;
+  offersPerSecond: number;
+  idleTimeoutMs: number;
+  sweepIntervalMs: number;
+  maxSdpBytes: number;
+  metricsListen: { host: string; port: number } | undefined;
+  logLevel: string;
+  session: SessionSettings;
+}
+
+/** Send-buffer marks and chunk sizes: not flags, fixed by what the data channel handles well. */
+const HIGH_WATER_MARK = 1024 * 1024;
+const LOW_WATER_MARK = 256 * 1024;
+const OUTPUT_CHUNK_BYTES = 16 * 1024;
+const MAX_PENDING_INPUT_BYTES = 1024 * 1024;
+
+/** One flag's value: given, else the table's default, parsed by the table's parser. */
+function value<K extends AgentFlagName>(flags: AgentFlags, name: K): AgentFlagValues[K] {
+  const spec = AGENT_FLAGS[name] as FlagSpec<AgentFlagValues[K]>;
+  return spec.parse(flags[name] ?? defaultOf(spec), longFlag(spec));
+}
+
+/** Turns raw flags into a checked configuration, or throws a ConfigError naming the flag. */
+export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
+  const v = <K extends AgentFlagName>(name: K) => value(flags, name);
+  const globs = v('containers');
+  const label = v('containerLabel');
+  if (globs.length === 0 && label === undefined) {
+    throw new ConfigError(
+      '--containers',
+      'no container selector: pass --containers and/or --container-label (access is deny-by-default)',
+    );
+  }
+  const workers = v('workers');
+  const sessionsPerWorker = v('sessionsPerWorker');
+  const capacity = workers * sessionsPerWorker;
+  const range = v('portRange');
+  const dockerTimeoutMs = v('dockerTimeout');
+  const warnings: string[] = [];
+  return {
+    cloudUrl: checkedCloudUrl(flags, v('cloudUrl'), v('insecureCloud')),
+    token: token(flags, warnings),
+    agentId: v('agentId'),
+    allowContainerSwitch: v('allowContainerSwitch'),
+    dockerTimeoutMs,
+    warnings,
+    containerGlobs: globs,
+    containerLabel: label,
+    workers,
+    sessionsPerWorker,
+    maxSessions: Math.min(v('maxSessions') ?? capacity, capacity),
+    maxSessionsPerContainer: v('maxSessionsPerContainer'),
+    offersPerSecond: v('offersPerSecond'),
+    idleTimeoutMs: v('idleTimeout'),
+    sweepIntervalMs: v('sweepInterval'),
+    maxSdpBytes: v('maxSdpBytes'),
+    metricsListen: v('metricsListen'),
+    logLevel: v('logLevel'),
+    session: {
+      iceServers: v('iceServer'),
+      bindAddress: v('bindAddress'),
+      portRangeBegin: range?.[0],
+      portRangeEnd: range?.[1],
+      shell: v('shell'),
+      dockerSocket: v('dockerSocket'),
+      maxMessageBytes: v('maxMessageBytes'),
+      highWaterMark: HIGH_WATER_MARK,
+      lowWaterMark: LOW_WATER_MARK,
+      outputChunkBytes: OUTPUT_CHUNK_BYTES,
+      maxPendingInputBytes: MAX_PENDING_INPUT_BYTES,
+      setupTimeoutMs: v('setupTimeout'),
+      slowConsumerTimeoutMs: v('slowConsumerTimeout'),
+      dockerTimeoutMs,
+      maxMessagesPerSecond: v('maxMessagesPerSecond'),
+    },
+  };
+}
+
+/**
+ * In clear text the token can be read and the DTLS fingerprints in the SDP swapped by anyone on the
+ * path, which defeats the data channel's encryption; only loopback is exempt.
+ */
+function checkedCloudUrl(flags: AgentFlags, url: URL, insecureAllowed: boolean): string {
+  const clear = url.protocol === 'http:' || url.protocol === 'ws:';
+  if (clear && !isLoopbackHost(url.hostname) && !insecureAllowed) {
+    throw new ConfigError(
+      '--cloud-url',
+      `${url.protocol}//${url.host} is clear text to a host that is not loopback: use https: or wss:, ` +
+        'or pass --insecure-cloud to accept that the token and the session keys can be read or swapped on the way',
+    );
+  }
+  return String(flags.cloudUrl);
+}
+
+/** The cloud token: from `--token-file` or TERMGATE_TOKEN; `--token` on the command line still works, with a warning. */
+function token(flags: AgentFlags, warnings: string[]): string | undefined {
+  const file = value(flags, 'tokenFile');
+  const given = value(flags, 'token');
+  if (file !== undefined) {
+    if (given)
+      throw new ConfigError('--token-file', 'give the token once: --token-file, or TERMGATE_TOKEN, not both');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('--token-file', `cannot read ${file}: ${(err as Error).message}`);
+    }
+    const trimmed = text.trim();
+    if (!trimmed) throw new ConfigError('--token-file', `${file} is empty`);
+    if ((statSync(file).mode & 0o077) !== 0) {
+      warnings.push(`the token file ${file} can be read by other users; chmod 600 it`);
+    }
+    return trimmed;
+  }
+  if (given && flags.tokenSource === 'cli') {
+    warnings.push(
+      '--token on the command line can be read by every user of this host (ps, /proc): use TERMGATE_TOKEN or --token-file',
+    );
+  }
+  return given || undefined;
+}

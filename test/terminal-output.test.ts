@@ -1,0 +1,189 @@
+/**
+ * The output path on its own: `output` frames built straight from the PTY's bytes are the very bytes
+ * the protocol module gives (msgpack) and the same JSON text, and TerminalChannel sends a PTY's reads
+ * byte-exact in msgpack and as whole UTF-8 characters in JSON, however the reads cut them, one native
+ * send per piece. The channel is a recording stand-in for node-datachannel's DataChannel.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { createSessionStats, readStats, statsView } from '../common/protocol/session-stats.js';
+import {
+  decodeOutbound,
+  encodeInbound,
+  encodeOutbound,
+  type Encoding,
+} from '../common/protocol/terminal-messages.js';
+import type { DataChannel } from '../workers/native-addon.js';
+import { jsonOutputText, msgpackOutputFrame } from '../workers/output-frames.js';
+import { TerminalChannel } from '../workers/TerminalChannel.js';
+
+const CHUNK = 16 * 1024;
+
+/** What a DataChannel was asked to send, in order, copied at the call (as the addon copies). */
+class RecordingChannel {
+  sent: Array<string | Buffer> = [];
+  #onMessage: ((raw: string | Buffer) => void) | undefined;
+  setBufferedAmountLowThreshold(): void {}
+  onOpen(): void {}
+  onClosed(): void {}
+  onError(): void {}
+  onBufferedAmountLow(): void {}
+  onMessage(cb: (raw: string | Buffer) => void): void {
+    this.#onMessage = cb;
+  }
+  isOpen(): boolean {
+    return true;
+  }
+  bufferedAmount(): number {
+    return 0;
+  }
+  close(): void {}
+  sendMessage(text: string): boolean {
+    this.sent.push(text);
+    return true;
+  }
+  sendMessageBinary(bytes: Buffer): boolean {
+    this.sent.push(Buffer.from(bytes));
+    return true;
+  }
+  /** The browser speaks: its encoding becomes the channel's. */
+  receive(raw: string | Buffer): void {
+    this.#onMessage?.(raw);
+  }
+}
+
+function channel(encoding: Encoding): { dc: RecordingChannel; tc: TerminalChannel; stats: Float64Array } {
+  const dc = new RecordingChannel();
+  const stats = statsView(createSessionStats());
+  const tc = new TerminalChannel(
+    dc as unknown as DataChannel,
+    {
+      maxMessageBytes: 65536,
+      outputChunkBytes: CHUNK,
+      highWaterMark: 1 << 20,
+      lowWaterMark: 1 << 18,
+      maxMessagesPerSecond: 1000,
+    },
+    stats,
+  );
+  dc.receive(encodeInbound({ type: 'ping' }, encoding));
+  dc.sent = []; // the pong
+  return { dc, tc, stats };
+}
+
+/** The output the browser sees, as bytes, from every message the channel sent. */
+function received(sent: Array<string | Buffer>): Buffer {
+  return Buffer.concat(
+    sent.map((raw) => {
+      const message = decodeOutbound(raw);
+      assert.equal(message.type, 'output');
+      const data = (message as { data: string | Uint8Array }).data;
+      return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+    }),
+  );
+}
+
+/** Cuts `bytes` at the given offsets (as the PTY's reads would). */
+function cut(bytes: Buffer, at: number[]): Buffer[] {
+  const points = [...new Set(at.map((a) => a % (bytes.length + 1)))].sort((a, b) => a - b);
+  const pieces: Buffer[] = [];
+  let start = 0;
+  for (const p of [...points, bytes.length]) {
+    pieces.push(bytes.subarray(start, p));
+    start = p;
+  }
+  return pieces.filter((p) => p.length > 0);
+}
+
+describe('output frames', () => {
+  it('msgpack: the same bytes the protocol module encodes, at every length class', () => {
+    for (const length of [0, 1, 255, 256, 65535, 65536, 70000]) {
+      const data = Buffer.alloc(length, 0x5a);
+      const expected = encodeOutbound({ type: 'output', data }, 'msgpack') as Buffer;
+      assert.deepEqual(msgpackOutputFrame(data), expected, `${length} bytes`);
+    }
+  });
+
+  it('msgpack: a frame is reused, so it holds only the last message (the addon copies at send)', () => {
+    const first = msgpackOutputFrame(Buffer.from('first'));
+    const copy = Buffer.from(first);
+    msgpackOutputFrame(Buffer.from('other'));
+    assert.notDeepEqual(first, copy, 'the next call writes over the same memory');
+    assert.equal(first.buffer, msgpackOutputFrame(Buffer.from('x')).buffer);
+  });
+
+  it('JSON: the text the protocol module encodes, for any whole UTF-8 text', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), (text) => {
+        const data = Buffer.from(text, 'utf8');
+        assert.equal(jsonOutputText(data), encodeOutbound({ type: 'output', data: text }, 'json'));
+      }),
+    );
+    const controls = Buffer.from([0, 7, 8, 9, 10, 13, 27, 0x22, 0x5c, 0x7f]);
+    assert.equal(
+      jsonOutputText(controls),
+      encodeOutbound({ type: 'output', data: controls.toString('utf8') }, 'json'),
+    );
+  });
+});
+
+describe('TerminalChannel output', () => {
+  it('msgpack: every byte arrives, in order, whatever the reads (binary, invalid UTF-8 included)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 3 * CHUNK }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (bytes, at) => {
+          const { dc, tc } = channel('msgpack');
+          const data = Buffer.from(bytes);
+          for (const read of cut(data, at)) tc.sendOutput(read);
+          assert.deepEqual(received(dc.sent), data);
+          assert.ok(dc.sent.every((m) => (m as Buffer).length <= CHUNK + 64));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('JSON: whole characters in every message, all text in order, however reads split them', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'grapheme', maxLength: 4000 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (text, at) => {
+          const { dc, tc } = channel('json');
+          const data = Buffer.from(text, 'utf8');
+          for (const read of cut(data, at)) tc.sendOutput(read);
+          for (const raw of dc.sent) {
+            const { data: piece } = decodeOutbound(raw) as { data: string };
+            assert.ok(!piece.includes('\uFFFD'), 'no character was cut in two');
+          }
+          assert.equal(received(dc.sent).toString('utf8'), text);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('sends a large read as messages of at most the chunk size, one native send each', () => {
+    const { dc, tc, stats } = channel('msgpack');
+    const read = Buffer.alloc(64 * 1024, 0x41);
+    tc.sendOutput(read);
+    assert.equal(dc.sent.length, 4);
+    const s = readStats(stats);
+    assert.equal(s.messagesToBrowser, 4);
+    assert.equal(s.bytesToBrowser, read.length);
+  });
+
+  it('JSON: a character held back at the end of a read goes out with the next one', () => {
+    const { dc, tc } = channel('json');
+    const euro = Buffer.from('a€b'); // 61 e2 82 ac 62
+    tc.sendOutput(euro.subarray(0, 3));
+    tc.sendOutput(euro.subarray(3));
+    assert.deepEqual(
+      dc.sent.map((m) => (decodeOutbound(m) as { data: string }).data),
+      ['a', '€b'],
+    );
+  });
+});
