@@ -9,7 +9,7 @@ import {
   type Encoding,
   type InboundMessage,
 } from '../../common/protocol/terminal-messages.js';
-import { isOffererRace, withoutCandidates } from './offerer-race.js';
+import { AGENT_CHECKS_FIRST_MS, withoutCandidates } from './offerer-race.js';
 import { nowMs, Terminal } from './Terminal.js';
 
 type PeerConnection = InstanceType<typeof nodeDataChannel.PeerConnection>;
@@ -35,8 +35,11 @@ export interface PeerTimings {
   ptyConnectedAt: number | undefined;
 }
 
-/** A setup lost to the offerer race, which a second try gets past (see `BenchPeer.open`). */
-export class OffererRace extends Error {}
+/**
+ * A setup the simulated browser lost before the agent said a word on the channel (see `BenchPeer.open`):
+ * worth a second try, counted, unlike a refusal or anything after the agent spoke.
+ */
+export class SetupLost extends Error {}
 
 export class BenchPeer extends Terminal {
   readonly sessionId: string;
@@ -45,6 +48,8 @@ export class BenchPeer extends Terminal {
   readonly #pc: PeerConnection;
   readonly #dc: DataChannel;
   #pending: Array<[string, string]> | undefined = [];
+  /** Our own candidates, held until the answer is applied (see `open`). */
+  #held: Array<[string, string]> | undefined = [];
   #ptyWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #failure: string | undefined;
   #closed = false;
@@ -65,9 +70,11 @@ export class BenchPeer extends Terminal {
       iceServers: [],
       bindAddress: '127.0.0.1',
     });
-    this.#pc.onLocalCandidate((candidate, mid) =>
-      signaler.candidate(sessionId, candidate.replace(/^a=/, ''), mid),
-    );
+    this.#pc.onLocalCandidate((candidate, mid) => {
+      const line = candidate.replace(/^a=/, '');
+      if (this.#held) this.#held.push([line, mid]);
+      else signaler.candidate(sessionId, line, mid);
+    });
     this.#pc.onStateChange((state) => {
       this.#history.push(`${state}@${Math.round(nowMs() - this.#born)}`);
       if (state === 'connected') this.timings.connectedAt ??= nowMs();
@@ -80,24 +87,46 @@ export class BenchPeer extends Terminal {
 
   /**
    * Offers, answers, and resolves on `pty_connected`. The offer carries no candidates, as a browser's
-   * does; they trickle at once. Throws `OffererRace` when the answer came after the offerer race had
-   * torn this peer down (offerer-race.ts): a setup worth trying again, unlike any other failure.
+   * does; ours go once the answer is applied, and the agent's are added a moment later, so the agent's
+   * checks come first (offerer-race.ts). Throws `SetupLost` when the setup failed before the agent said
+   * anything.
    */
   async open(device: string, timeoutMs: number): Promise<void> {
     const local = withoutCandidates(await this.#localOffer(timeoutMs));
     const sdp = this.#setup === 'active' ? local.replace(/a=setup:actpass/g, 'a=setup:active') : local;
     const answer = await this.#signaler.offer(this.sessionId, device, sdp);
     try {
-      this.#pc.setRemoteDescription(answer, 'answer');
+      this.#pc.setRemoteDescription(withoutCandidates(answer), 'answer');
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      const detail = `${why} (peer ${this.#pc.state()}, ice ${this.#pc.iceState()}, gathering ${this.#pc.gatheringState()}${this.#failure ? `, ${this.#failure}` : ''}; states ${this.#history.join(' ')}; answer after ${Math.round(nowMs() - this.#born)} ms)`;
-      throw isOffererRace(err) && !this.#heardFromAgent ? new OffererRace(detail) : new Error(detail);
+      throw new SetupLost(this.#describe(err));
     }
+    this.#sendHeldCandidates();
+    setTimeout(() => this.#addAgentCandidates(), AGENT_CHECKS_FIRST_MS).unref();
+    try {
+      await this.#waitForPty(timeoutMs);
+    } catch (err) {
+      throw this.#heardFromAgent ? err : new SetupLost(this.#describe(err));
+    }
+  }
+
+  /** The agent's candidates, held until now so that its checks come first (offerer-race.ts). */
+  #addAgentCandidates(): void {
     const pending = this.#pending ?? [];
     this.#pending = undefined;
+    if (this.#closed) return;
     for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
-    await this.#waitForPty(timeoutMs);
+  }
+
+  #sendHeldCandidates(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const [candidate, mid] of held) this.#signaler.candidate(this.sessionId, candidate, mid);
+  }
+
+  /** What the native peer went through, for a failed setup's report. */
+  #describe(err: unknown): string {
+    const why = err instanceof Error ? err.message : String(err);
+    return `${why} (peer ${this.#pc.state()}, ice ${this.#pc.iceState()}, gathering ${this.#pc.gatheringState()}${this.#failure ? `, ${this.#failure}` : ''}; states ${this.#history.join(' ')}; after ${Math.round(nowMs() - this.#born)} ms)`;
   }
 
   addRemoteCandidate(candidate: string, mid: string): void {

@@ -10,7 +10,7 @@ import nodeDataChannel from 'node-datachannel';
 import type { Encoding } from '../../common/protocol/terminal-messages.js';
 import { DirectExec } from '../baseline.js';
 import { IpcChannel } from '../ipc.js';
-import { BenchPeer, OffererRace, type BrowserSetup, type Signaler } from './BenchPeer.js';
+import { BenchPeer, SetupLost, type BrowserSetup, type Signaler } from './BenchPeer.js';
 import { nowMs, outputActivity, type Terminal } from './Terminal.js';
 import type {
   BulkParams,
@@ -68,14 +68,15 @@ async function open(params: OpenParams): Promise<OpenResult> {
     }
     let peer: BenchPeer | undefined;
     let retriedAs: string | undefined;
-    // A setup lost to the offerer race is tried again under a new session id, at most twice (seen twice
-    // in a row on a loaded machine); a retried setup is counted and reported. Nothing else is retried.
+    // A setup the simulated browser lost before the agent spoke is tried again under a new session id,
+    // at most twice; a retried setup is counted and reported. A refusal, or a failure after the agent
+    // spoke, is not retried.
     for (let attempt = 0; !peer; attempt++) {
       const sessionId = attempt === 0 ? params.id : `${params.id}-retry${attempt}`;
       try {
         peer = await openPeer(params.id, sessionId, params);
       } catch (err) {
-        if (!(err instanceof OffererRace) || attempt === MAX_OFFERER_RETRIES) throw err;
+        if (!(err instanceof SetupLost) || attempt === MAX_SETUP_RETRIES) throw err;
         retriedAs = `${params.id}-retry${attempt + 1}`;
       }
     }
@@ -92,7 +93,7 @@ async function open(params: OpenParams): Promise<OpenResult> {
   }
 }
 
-const MAX_OFFERER_RETRIES = 2;
+const MAX_SETUP_RETRIES = 2;
 
 /** One try at a termgate session; the terminal is kept under `id`, the peer under its session id. */
 async function openPeer(id: string, sessionId: string, params: OpenParams): Promise<BenchPeer> {

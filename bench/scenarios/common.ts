@@ -57,9 +57,9 @@ export function shownArgs(h: BenchHarness): string[] {
 }
 
 /**
- * Setups whose first try was lost to the offerer race inside the simulated browser's own peer
- * (libdatachannel as the offerer; bench/load/offerer-race.ts, the README's known issues) and which a
- * second try opened. Counted apart from failures so that neither hides the other.
+ * Setups whose first try the simulated browser lost before the agent said anything on the channel
+ * (bench/load/BenchPeer.ts `SetupLost`; libdatachannel as the offerer, the README's known issues) and
+ * which a second try opened. Counted apart from failures so that neither hides the other.
  */
 export const RETRIED_ROW = "setups retried (the simulated browser's peer failed first)";
 export const SETUPS_ROW = 'sessions set up';

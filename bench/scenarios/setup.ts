@@ -2,8 +2,8 @@
  * setup: open N sessions at concurrency C across M containers. offer→answer and offer→pty_connected
  * against a direct exec's create and create+start+resize, failures, sessions per second, CPU per setup.
  * Then S sessions one after another from simulated browsers that offer as the design's browser example
- * does (`a=setup:actpass`, candidates trickled as they come): the spread of offer→pty_connected, where a
- * lost first DTLS flight shows as a 1 s retransmit, and the CPU of one setup with nothing else running.
+ * does (`a=setup:actpass`, candidates trickled, from the answer on: bench/load/offerer-race.ts): the
+ * spread of offer→pty_connected, where a lost first DTLS flight shows as a 1 s retransmit, and the CPU of one setup with nothing else running.
  */
 import { sampleProcess } from '../agent.js';
 import {

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import nodeDataChannel from 'node-datachannel';
-import { withoutCandidates } from '../../bench/load/offerer-race.js';
+import { AGENT_CHECKS_FIRST_MS, withoutCandidates } from '../../bench/load/offerer-race.js';
 import { TAG_SESSION } from '../../common/process-tags.js';
 import type { AnswerMessage } from '../../common/protocol/signaling.js';
 import {
@@ -157,12 +157,11 @@ export class BrowserPeer {
    * Offers a session for `device` and waits for `pty_connected` (unless `noWait`).
    *
    * By default the agent learns where this peer is only once the answer is applied: the offer goes
-   * without candidates and the trickled ones are held until then. A libdatachannel offerer that the
-   * agent's checks reach before it has the answer fails on its own side (README, known issues); with
-   * them held, 0 of 800 setups at 20 in flight failed, against 4 to 6 of 800 when they went at once
-   * (libdatachannel had put them in the offer: every offer read here carried them). The price is
-   * setup time (p50 780 ms against 560 ms at 20 in flight; a quarter take OpenSSL's 1 s DTLS
-   * retransmit), which no test measures; the bench's peers trickle at once, as browsers do.
+   * without candidates and the trickled ones are held until then, and the agent's candidates are added
+   * a moment after the answer, so that the agent checks first (bench/load/offerer-race.ts). A
+   * libdatachannel offerer that the agent's checks reach before it has the answer fails on its own side
+   * (README, known issues): 4 to 6 of 800 setups at 20 in flight did when they went at once, none of
+   * over 4,000 since they were held.
    *
    * A setup that still fails ICE before any message arrives is tried again under a new session id, at
    * most `MAX_ICE_RETRIES` times, each retry counted in `BrowserPeer.iceRetries`. Any other failure, an
@@ -252,10 +251,21 @@ export class BrowserPeer {
     this.answer = answer;
     if (answer.status !== 'success') throw new OfferRefused(answer.code, `offer refused: ${answer.message}`);
     if (options.answerDelayMs) await new Promise((r) => setTimeout(r, options.answerDelayMs));
-    await this.#applyAnswer(answer.sdp);
+    if (!this.#holdUntilAnswer) {
+      await this.#applyAnswer(answer.sdp);
+      this.#addAgentCandidates();
+      return;
+    }
+    // The agent checks first (bench/load/offerer-race.ts): its candidates come a moment later.
+    await this.#applyAnswer(withoutCandidates(answer.sdp));
     this.#releaseCandidates();
+    setTimeout(() => this.#addAgentCandidates(), AGENT_CHECKS_FIRST_MS).unref();
+  }
+
+  #addAgentCandidates(): void {
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;
+    if (this.#closed) return;
     for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
   }
 

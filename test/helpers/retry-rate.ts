@@ -1,12 +1,10 @@
 /**
  * How many setup retries a test tolerates. A simulated browser (libdatachannel as the offerer) can lose
  * its setup to the offerer race (the README's known issues; bench/load/offerer-race.ts) and is tried
- * again, counted. The tests' peers hold their candidates until the answer is applied, which the race
- * needs: none in over 4,000 setups here, and RETRY_RATE bounds any left. The bench's peers trickle at once,
- * as browsers do, and retry only a setup that shows the race's signature: about 0.7 % of setups at 20
- * in flight on this machine, and more where the load process applies answers later (a slower CI
- * machine went past a 2 % bound), so BENCH_RETRY_RATE bounds them: a machine or a change that makes
- * the race common still fails. A count fails when it is more than a binomial count at the rate would
+ * again, counted. The tests' and the bench's peers hold their candidates until the answer is applied,
+ * which the race needs: none in over 4,000 setups here, and RETRY_RATE bounds any other loss. The
+ * bench's peers, which set up many sessions at a time on a loaded machine, are bounded at
+ * BENCH_RETRY_RATE: a machine or a change that makes lost setups common still fails. A count fails when it is more than a binomial count at the rate would
  * reach with probability SIGNIFICANCE.
  */
 import assert from 'node:assert/strict';
