@@ -101,7 +101,18 @@ async function openStalled(cloud: TestCloud, device: string, sessionId: string):
     else early.push(m);
   });
   let opened!: () => void;
-  const open = new Promise<void>((resolve) => (opened = resolve));
+  // One setup, so a fixed bound: a browser that never opens fails the test instead of holding it.
+  const open = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${sessionId}: the channel did not open in 60 s`)),
+      60_000,
+    );
+    opened = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  open.catch(() => undefined);
   const offer = new Promise<string>((resolve) => {
     child.on(
       'message',

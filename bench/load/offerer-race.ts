@@ -26,3 +26,68 @@ export const AGENT_CHECKS_FIRST_MS = 300;
 export function withoutCandidates(sdp: string): string {
   return sdp.replace(/^a=(candidate:|end-of-candidates).*(\r?\n|$)/gm, '');
 }
+
+type Candidate = [candidate: string, mid: string];
+
+/** The few PeerConnection calls the discipline needs (node-datachannel's, as the offerer). */
+interface OffererPeer {
+  setRemoteDescription(sdp: string, type: 'answer'): void;
+  addRemoteCandidate(candidate: string, mid: string): void;
+}
+
+/**
+ * The signaling order above for one simulated browser: `offer` strips the offer, `ours` holds our
+ * candidates until `answer` has been applied, and `theirs` holds the agent's until
+ * AGENT_CHECKS_FIRST_MS after that. For the test peers that live in child processes.
+ */
+export class AgentChecksFirst {
+  readonly #pc: OffererPeer;
+  readonly #sendOurs: (candidate: string, mid: string) => void;
+  #ours: Candidate[] | undefined = [];
+  #theirs: Candidate[] | undefined = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(pc: OffererPeer, sendOurs: (candidate: string, mid: string) => void) {
+    this.#pc = pc;
+    this.#sendOurs = sendOurs;
+  }
+
+  offer(sdp: string): string {
+    return withoutCandidates(sdp);
+  }
+
+  ours(candidate: string, mid: string): void {
+    if (this.#ours) this.#ours.push([candidate, mid]);
+    else this.#sendOurs(candidate, mid);
+  }
+
+  theirs(candidate: string, mid: string): void {
+    if (this.#theirs) this.#theirs.push([candidate, mid]);
+    else this.#pc.addRemoteCandidate(candidate, mid);
+  }
+
+  answer(sdp: string): void {
+    this.#pc.setRemoteDescription(withoutCandidates(sdp), 'answer');
+    for (const [candidate, mid] of this.#ours ?? []) this.#sendOurs(candidate, mid);
+    this.#ours = undefined;
+    this.#timer = setTimeout(() => {
+      const held = this.#theirs ?? [];
+      this.#theirs = undefined;
+      for (const [candidate, mid] of held) this.#addQuietly(candidate, mid);
+    }, AGENT_CHECKS_FIRST_MS);
+    this.#timer.unref();
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#theirs = undefined;
+  }
+
+  #addQuietly(candidate: string, mid: string): void {
+    try {
+      this.#pc.addRemoteCandidate(candidate, mid);
+    } catch {
+      // A candidate the native side refuses is not fatal.
+    }
+  }
+}

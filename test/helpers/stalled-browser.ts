@@ -11,6 +11,7 @@
  *   | { type: 'sent', count }
  */
 import nodeDataChannel from 'node-datachannel';
+import { AgentChecksFirst } from '../../bench/load/offerer-race.js';
 
 interface ParentMessage {
   type: 'answer' | 'candidate' | 'send' | 'flood' | 'stop';
@@ -27,12 +28,12 @@ const pc = new nodeDataChannel.PeerConnection('stalled-browser', {
   iceServers: [],
   bindAddress: '127.0.0.1',
 });
+// Out of the libdatachannel offerer race (bench/load/offerer-race.ts), as every test peer is.
+const signals = new AgentChecksFirst(pc, (candidate, mid) => send({ type: 'candidate', candidate, mid }));
 pc.onLocalDescription((sdp, type) => {
-  if (type === 'offer') send({ type: 'offer', sdp });
+  if (type === 'offer') send({ type: 'offer', sdp: signals.offer(sdp) });
 });
-pc.onLocalCandidate((candidate, mid) =>
-  send({ type: 'candidate', candidate: candidate.replace(/^a=/, ''), mid }),
-);
+pc.onLocalCandidate((candidate, mid) => signals.ours(candidate.replace(/^a=/, ''), mid));
 const dc = pc.createDataChannel('terminal');
 dc.onOpen(() => send({ type: 'open' }));
 let flood: NodeJS.Timeout | undefined;
@@ -51,8 +52,8 @@ function sendText(text: string): void {
 
 process.on('message', (message: ParentMessage) => {
   try {
-    if (message.type === 'answer') pc.setRemoteDescription(message.sdp!, 'answer');
-    else if (message.type === 'candidate') pc.addRemoteCandidate(message.candidate!, message.mid!);
+    if (message.type === 'answer') signals.answer(message.sdp!);
+    else if (message.type === 'candidate') signals.theirs(message.candidate!, message.mid!);
     else if (message.type === 'send') sendText(message.text!);
     else if (message.type === 'flood') {
       // Every 10 ms, a hundredth of the rate, cycling through the texts.
