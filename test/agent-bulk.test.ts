@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Encoding } from '../common/protocol/terminal-messages.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
-import { waitForNoShells } from './helpers/containers.js';
+
 import { directTtyRun } from './helpers/direct-exec.js';
-import { untilProgress } from './helpers/progress.js';
+import { untilNoShells, untilProgress } from './helpers/progress.js';
 import { useStack } from './helpers/stack.js';
 
 const LINE = 'héllo wörld € ✓ 0123456789 the quick brown fox\n';
@@ -94,6 +94,6 @@ describe('bulk output', () => {
   }
 
   it('leaves no shell behind', async () => {
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 });

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { BrowserPeer } from './helpers/browser-peer.js';
-import { shellsIn, waitForNoShells } from './helpers/containers.js';
-import { untilProgress } from './helpers/progress.js';
+import { shellsIn } from './helpers/containers.js';
+import { untilNoShells, untilProgress } from './helpers/progress.js';
 import { useStack } from './helpers/stack.js';
 
 const stack = useStack({
@@ -20,6 +20,25 @@ const stack = useStack({
 /** What each flooding session must receive; the flood is bounded by progress, not by a time window. */
 const FLOOD_MB = 16;
 const STALL_MS = 30_000;
+
+/**
+ * Opens a session that pings from the moment it is open, so the file's 1.5 s idle timeout spares it
+ * however long the other setups of a test take; `stopPings` ends every such pinger.
+ */
+const pingers: NodeJS.Timeout[] = [];
+async function openPinging(options: Parameters<typeof BrowserPeer.open>[1]): Promise<BrowserPeer> {
+  const peer = await BrowserPeer.open(stack.cloud, options);
+  const ping = () => {
+    try {
+      peer.send({ type: 'ping' });
+    } catch {
+      // Closed meanwhile.
+    }
+  };
+  pingers.push(setInterval(ping, 300));
+  return peer;
+}
+const stopPings = () => pingers.splice(0).forEach((t) => clearInterval(t));
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -35,7 +54,7 @@ describe('agent lifecycle', () => {
       const gone = await idle.waitFor((m) => m.type === 'pty_disconnected', 10_000);
       assert.deepEqual(gone, { type: 'pty_disconnected', reason: 'idle-timeout' });
       assert.equal((await stack.cloud.waitForDisconnectNotice(idle.sessionId)).reason, 'idle-timeout');
-      await waitForNoShells([stack.containers[0]!]);
+      await untilNoShells([stack.containers[0]!]);
       // The pinging session outlived the timeout several times over.
       assert.ok(!active.channelClosed);
       active.type('echo alive-$((2*21))\n');
@@ -64,7 +83,7 @@ describe('agent lifecycle', () => {
     const received = stack.containers.map(() => 0);
     const browsers = await Promise.all(
       stack.containers.map((device, j) =>
-        BrowserPeer.open(stack.cloud, { device, onOutput: (bytes) => (received[j]! += bytes.length) }),
+        openPinging({ device, onOutput: (bytes) => (received[j]! += bytes.length) }),
       ),
     );
     const total = () => received.reduce((a, b) => a + b, 0);
@@ -72,7 +91,6 @@ describe('agent lifecycle', () => {
     const samples: Array<{ bytes: number; rss: number }> = [];
     const sample = () => samples.push({ bytes: total(), rss: rssMiB(pid) });
     const sampler = setInterval(sample, 250);
-    const keepAlive = setInterval(() => browsers.forEach((b) => b.send({ type: 'ping' })), 300);
     try {
       for (const b of browsers) b.type('yes "flood flood flood flood flood flood flood"\n');
       await untilProgress({
@@ -85,7 +103,7 @@ describe('agent lifecycle', () => {
       sample();
     } finally {
       clearInterval(sampler);
-      clearInterval(keepAlive);
+      stopPings();
       for (const b of browsers) b.close();
     }
     const earlyBytes = (FLOOD_MB * 1e6 * browsers.length) / 4;
@@ -97,12 +115,12 @@ describe('agent lifecycle', () => {
       `# flood of ${(total() / 1e6).toFixed(0)} MB: agent RSS ${early.toFixed(0)} MiB over the first quarter, ` +
         `peak ${peak.toFixed(0)} MiB (${samples.length} samples)`,
     );
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 
   it('drains on SIGTERM: every session told why, no shell left, exit code 0', async () => {
     const browsers = await Promise.all(
-      [0, 1, 0, 1].map((i) => BrowserPeer.open(stack.cloud, { device: stack.containers[i]! })),
+      [0, 1, 0, 1].map((i) => openPinging({ device: stack.containers[i]! })),
     );
     try {
       assert.ok((await shellsIn(stack.containers[0]!)).length >= 2);
@@ -115,8 +133,9 @@ describe('agent lifecycle', () => {
         });
       }
       assert.match(stack.agent.log, /agent stopped/);
-      await waitForNoShells(stack.containers);
+      await untilNoShells(stack.containers);
     } finally {
+      stopPings();
       for (const b of browsers) b.close();
     }
   });

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
-import { docker, startContainers, waitForNoShells } from './helpers/containers.js';
+import { docker, startContainers } from './helpers/containers.js';
 import { useStack } from './helpers/stack.js';
+import { untilNoShells } from './helpers/progress.js';
 
 let stopped: string;
 let outsider: string[];
@@ -183,6 +184,8 @@ describe('signaling', () => {
       assert.match(answer.status === 'error' ? answer.message : '', /limit/);
     } finally {
       for (const b of open) b.close();
+      // Their slots are free again before the next test asks for one.
+      await Promise.all(open.map((b) => stack.cloud.waitForDisconnectNotice(b.sessionId)));
     }
   });
 
@@ -260,6 +263,6 @@ describe('signaling', () => {
   });
 
   it('leaves no shells behind', async () => {
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 });

@@ -5,14 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrowserPeer } from './helpers/browser-peer.js';
-import {
-  docker,
-  removeContainers,
-  shellsIn,
-  startContainers,
-  waitForNoShells,
-} from './helpers/containers.js';
+import { docker, removeContainers, shellsIn, startContainers } from './helpers/containers.js';
 import { useStack } from './helpers/stack.js';
+import { untilNoShells } from './helpers/progress.js';
 
 let refused: string[];
 
@@ -137,12 +132,12 @@ describe('terminal over the data channel', () => {
       browser.type('stty size; cat /etc/hostname 2>/dev/null; echo moved-$((3*3))\n');
       await browser.waitForScreen('31 91');
       await browser.waitForScreen('moved-9');
-      await waitForNoShells([stack.containers[0]!]);
+      await untilNoShells([stack.containers[0]!]);
       assert.equal((await shellsIn(stack.containers[2]!)).length, 1, 'one shell in the new container');
     } finally {
       browser.close();
     }
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 
   it('ends the session on a close message, tells the cloud, and leaves no shell', async () => {
@@ -155,7 +150,7 @@ describe('terminal over the data channel', () => {
     assert.equal(notice.reason, 'browser-closed');
     await browser.until(() => browser.channelClosed, 'the channel to close');
     browser.close();
-    await waitForNoShells([stack.containers[1]!]);
+    await untilNoShells([stack.containers[1]!]);
   });
 
   it('ends the session on webrtc:disconnect from the cloud', async () => {
@@ -167,7 +162,7 @@ describe('terminal over the data channel', () => {
         reason: 'cloud-disconnect',
       });
       await browser.until(() => browser.channelClosed, 'the channel to close');
-      await waitForNoShells([stack.containers[2]!]);
+      await untilNoShells([stack.containers[2]!]);
     } finally {
       browser.close();
     }
@@ -195,6 +190,6 @@ describe('terminal over the data channel', () => {
   });
 
   it('leaves no shell in any container once every session has ended', async () => {
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 });

@@ -98,12 +98,13 @@ describe('Channel', () => {
     const { asker, server, close } = pair();
     try {
       const ticking = setInterval(() => server.notify('tock', { n: 1 }), 10);
-      const result = await asker.request('slow', { ms: 150 }, { stallMs: 50 });
+      // Ticks every 10 ms against a 500 ms stall limit: a busy machine's late timers stay well inside it.
+      const result = await asker.request('slow', { ms: 1500 }, { stallMs: 500 });
       clearInterval(ticking);
       assert.equal(result, 'late');
       await assert.rejects(
-        asker.request('slow', { ms: 1500 }, { stallMs: 50 }),
-        /nothing else heard for 50 ms/,
+        asker.request('slow', { ms: 3000 }, { stallMs: 500 }),
+        /nothing else heard for 500 ms/,
       );
     } finally {
       close();

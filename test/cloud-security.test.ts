@@ -303,7 +303,12 @@ if (!IN_NETNS) {
         const token = new URLSearchParams(page.hash.slice(1)).get('token')!;
         assert.match(token, /^[A-Za-z0-9_-]{43}$/, 'a random 32-byte token');
         assert.equal(out.split(token).length - 1, 1, 'the token is printed once, inside the URL');
-        assert.match(log, /listening beyond loopback \(--public\).*put TLS in front/s);
+        // The warning goes to stderr, the URL to stdout: two pipes, in no set order.
+        await waitFor(
+          'the --public warning',
+          () => /listening beyond loopback \(--public\).*put TLS in front/s.test(log),
+          20_000,
+        );
         const base = page.origin;
 
         const err = await refusedConnect(base, {});

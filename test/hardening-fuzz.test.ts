@@ -16,8 +16,8 @@ import { iceSchema } from '../common/protocol/signaling.js';
 import { decodeInbound } from '../common/protocol/terminal-messages.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
-import { removeContainers, startContainers, uniquePrefix, waitForNoShells } from './helpers/containers.js';
-import { untilProgress } from './helpers/progress.js';
+import { removeContainers, startContainers, uniquePrefix } from './helpers/containers.js';
+import { untilNoShells, untilProgress } from './helpers/progress.js';
 import { onTeardown } from './helpers/teardown.js';
 import { TestCloud } from './helpers/test-cloud.js';
 
@@ -406,7 +406,7 @@ describe('fuzzing', () => {
     await sideLoop;
     side.close();
     await cloud.waitForDisconnectNotice(side.sessionId);
-    await waitForNoShells(containers);
+    await untilNoShells(containers);
     console.log(`# fuzz: ${inputsTried} malformed inputs tried, bystander echoed ${sideEchoes} times`);
   });
 });

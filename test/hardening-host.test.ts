@@ -24,9 +24,10 @@ import { Worker } from 'node:worker_threads';
 import { describe, it } from 'node:test';
 import { AgentProcess, CLI } from './helpers/agent-process.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
-import { removeContainers, shellsIn, startContainer, waitForNoShells } from './helpers/containers.js';
+import { removeContainers, shellsIn, startContainer } from './helpers/containers.js';
 import { useStack } from './helpers/stack.js';
 import { TestCloud } from './helpers/test-cloud.js';
+import { untilNoShells } from './helpers/progress.js';
 
 const ADDON_WORKER = fileURLToPath(new URL('./helpers/addon-worker.js', import.meta.url));
 const PROCESS_TREE = fileURLToPath(new URL('../common/process-tree.js', import.meta.url));
@@ -192,7 +193,7 @@ describe('shell cleanup is verified, not assumed', () => {
       ).catch(() => undefined);
       browser.send({ type: 'close' });
       await stack.cloud.waitForDisconnectNotice(browser.sessionId);
-      await waitForNoShells([name], 10_000);
+      await untilNoShells([name], 10_000);
     } finally {
       browser.close();
       await removeContainers([name]);
@@ -255,7 +256,7 @@ describe('shell cleanup is verified, not assumed', () => {
       assert.equal(await other.stop(), 0);
       await otherCloud.close();
     }
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 });
 

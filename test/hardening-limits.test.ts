@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AnswerMessage } from '../common/protocol/signaling.js';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
-import { waitForNoShells } from './helpers/containers.js';
-import { untilProgress } from './helpers/progress.js';
+
+import { untilNoShells, untilProgress } from './helpers/progress.js';
 import { useStack } from './helpers/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -206,6 +206,6 @@ describe('limits', () => {
   });
 
   it('leaves no shell behind', async () => {
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 });

@@ -25,11 +25,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { AgentProcess } from './helpers/agent-process.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
-import { waitForNoShells } from './helpers/containers.js';
+
 import { freePort, scrape, scrapeUntil, type Scrape } from './helpers/metrics.js';
 import { useStack } from './helpers/stack.js';
 import { TestCloud } from './helpers/test-cloud.js';
 import { Witness } from './helpers/witness.js';
+import { untilNoShells } from './helpers/progress.js';
 
 const MiB = 1024 * 1024;
 /** 60 s as the issue asks; TERMGATE_FLOOD_SECONDS runs it longer to watch the trend. */
@@ -213,7 +214,7 @@ describe('a browser that does not read', () => {
       assert.equal(notice.reason, 'slow-consumer');
       assert.ok(seconds >= 10, `not before the timeout (${seconds.toFixed(1)} s)`);
       console.log(`# slow consumer closed after ${seconds.toFixed(1)} s (timeout 10 s)`);
-      await waitForNoShells([stack.containers[2]!]);
+      await untilNoShells([stack.containers[2]!]);
     } finally {
       stalled.close();
     }
@@ -332,7 +333,7 @@ describe('session churn', () => {
         kibPerSession <= CHURN_KIB_PER_SESSION,
         `not levelled off after ${after.length} rounds: ${summary}`,
       );
-      await waitForNoShells(stack.containers);
+      await untilNoShells(stack.containers);
     } finally {
       const status = await agent.stop();
       await cloud.close();

@@ -9,18 +9,12 @@ import { describe, it } from 'node:test';
 import type { SessionDeviceMessage } from '../common/protocol/signaling.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
-import {
-  docker,
-  removeContainers,
-  shellsIn,
-  startContainer,
-  startContainers,
-  waitForNoShells,
-} from './helpers/containers.js';
+import { docker, removeContainers, shellsIn, startContainer, startContainers } from './helpers/containers.js';
 import { DockerProxy } from './helpers/docker-proxy.js';
 import { freePort, scrape } from './helpers/metrics.js';
 import { useStack, type Stack } from './helpers/stack.js';
 import { TestCloud } from './helpers/test-cloud.js';
+import { untilNoShells } from './helpers/progress.js';
 
 let proxy: DockerProxy;
 let metricsBase = '';
@@ -248,7 +242,7 @@ describe('the shell goes to the container that was authorized', () => {
   });
 
   it('leaves no shell behind', async () => {
-    await waitForNoShells([...stack.containers, outsider]);
+    await untilNoShells([...stack.containers, outsider]);
   });
 });
 

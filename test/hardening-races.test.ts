@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
-import { waitForNoShells } from './helpers/containers.js';
+
 import { DockerProxy } from './helpers/docker-proxy.js';
 import { freePort, scrape } from './helpers/metrics.js';
 import { useStack } from './helpers/stack.js';
+import { untilNoShells } from './helpers/progress.js';
 
 const LIMIT = 16;
 const ROUNDS = 20;
@@ -113,7 +114,7 @@ describe('accounting under races', () => {
       await countsSettle(0);
     }
     await countsSettle(0);
-    await waitForNoShells(stack.containers);
+    await untilNoShells(stack.containers);
   });
 
   it(`admits exactly ${LIMIT} sessions into each container afterwards`, async () => {

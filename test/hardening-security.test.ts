@@ -15,8 +15,9 @@ import fc from 'fast-check';
 import { ContainerAccess } from '../src/containers/ContainerAccess.js';
 import { TermgateError } from '../common/errors.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
-import { docker, shellsIn, startContainers, waitForNoShells } from './helpers/containers.js';
+import { docker, shellsIn, startContainers } from './helpers/containers.js';
 import { useStack } from './helpers/stack.js';
+import { untilNoShells } from './helpers/progress.js';
 
 const TOKEN = 'tok-Zq81-never-logged';
 /** The probe's one non-loopback address, inside its private network namespace. */
@@ -265,6 +266,6 @@ describe('security', () => {
   });
 
   it('leaves no shell behind', async () => {
-    await waitForNoShells([...stack.containers, ...outsiders]);
+    await untilNoShells([...stack.containers, ...outsiders]);
   });
 });

@@ -22,10 +22,11 @@ import { ErrorCodes } from '../common/errors.js';
 import { Topics } from '../common/protocol/signaling.js';
 import { SignalingClient, type SignalingHandler } from '../src/signaling/SignalingClient.js';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
-import { waitForNoShells } from './helpers/containers.js';
+
 import { freePort, scrape } from './helpers/metrics.js';
 import { useStack } from './helpers/stack.js';
 import { Witness } from './helpers/witness.js';
+import { untilNoShells } from './helpers/progress.js';
 
 const SEED = Number(process.env.TERMGATE_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const SIGNALING_CASES = 4000;
@@ -277,7 +278,7 @@ describe('raw data channel messages never end the agent', () => {
     witness.close();
     await stack.cloud.waitForDisconnectNotice(witness.peer.sessionId);
     // Offers the fuzz got answered end at the 3 s setup timeout, their shells with them.
-    await waitForNoShells(stack.containers, 30_000);
+    await untilNoShells(stack.containers, 30_000);
   });
 });
 

@@ -11,9 +11,11 @@ export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 export class AgentProcess {
   readonly child: ChildProcess;
   #log = '';
+  readonly #closed: Promise<void>;
 
   private constructor(args: string[], env: NodeJS.ProcessEnv, unset: string[]) {
-    const childEnv = { ...process.env, ...env };
+    // As bin/termgate starts it (glibc arenas; README), unless a test sets it.
+    const childEnv: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: '2', ...process.env, ...env };
     for (const name of unset) delete childEnv[name];
     this.child = spawn(process.execPath, [CLI, 'agent', ...args], {
       env: childEnv,
@@ -21,6 +23,7 @@ export class AgentProcess {
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.#log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.#log += d.toString()));
+    this.#closed = once(this.child, 'close').then(() => undefined);
   }
 
   /**
@@ -57,21 +60,18 @@ export class AgentProcess {
 
   /** Sends a signal and waits for the exit code (or the signal that ended it). */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | string> {
-    if (!this.exited) {
-      this.child.kill(signal);
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-      await once(this.child, 'exit');
-      clearTimeout(timer);
-    }
-    return this.child.exitCode ?? this.child.signalCode ?? 'unknown';
+    if (!this.exited) this.child.kill(signal);
+    return this.waitForExit(timeoutMs);
   }
 
+  /** Waits for the exit (SIGKILL after `timeoutMs`) and for the last of its log to be read. */
   async waitForExit(timeoutMs = 15_000): Promise<number | string> {
-    if (!this.exited) {
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-      await once(this.child, 'exit');
-      clearTimeout(timer);
-    }
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    if (!this.exited) await once(this.child, 'exit');
+    clearTimeout(timer);
+    // 'exit' can come before the last log lines are read; a process that handed its pipes on may
+    // never close them, hence the bound.
+    await Promise.race([this.#closed, new Promise((r) => setTimeout(r, 2_000).unref())]);
     return this.child.exitCode ?? this.child.signalCode ?? 'unknown';
   }
 }

@@ -115,16 +115,3 @@ export async function shellsIn(container: string): Promise<string[]> {
     .map((line) => line.trim().replace(/^\d+\s+/, ''))
     .filter((cmd) => cmd && !cmd.includes('docker-init') && cmd !== '/bin/sleep 1000000');
 }
-
-/** Waits until no shell started by termgate is left in any of the containers. */
-export async function waitForNoShells(containers: string[], timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = (
-      await Promise.all(containers.map(async (c) => (await shellsIn(c)).map((p) => `${c}: ${p}`)))
-    ).flat();
-    if (left.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`shells left behind:\n${left.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
