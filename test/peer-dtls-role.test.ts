@@ -61,9 +61,26 @@ async function connect(offerRole: 'actpass' | 'active' | 'passive', answerDelayM
   answered = true;
   for (const [candidate, mid] of agentCandidates) browser.addRemoteCandidate(candidate, mid);
   for (const [candidate, mid] of browserCandidates) agent.addRemoteCandidate(candidate, mid);
-  await new Promise<void>((resolve) => channel.onOpen(() => resolve()));
-  await opened;
+  await within(
+    30_000,
+    'the channel to open',
+    new Promise<void>((resolve) => channel.onOpen(() => resolve())),
+  );
+  await within(30_000, "the agent's channel", opened);
   return { answer };
+}
+
+/** One setup, so a fixed bound: a channel that never opens fails the test instead of holding the run. */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 describe('DTLS role of the agent', () => {
