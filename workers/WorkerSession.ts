@@ -18,6 +18,7 @@ import type {
   SessionToMain,
 } from '../common/protocol/worker-messages.js';
 import { BrowserLink } from './BrowserLink.js';
+import { HandlerFaults } from './HandlerFaults.js';
 import type { Addon } from './native-addon.js';
 import type { WorkerLogger } from './pool-line.js';
 import { PtyAttachment } from './PtyAttachment.js';
@@ -33,6 +34,7 @@ export class WorkerSession {
   readonly #log: WorkerLogger;
   readonly #stats: Float64Array;
   readonly #main: Channel<SessionToMain, MainToSession>;
+  readonly #faults: HandlerFaults;
   readonly #pty: PtyAttachment;
   readonly #slowConsumer: SlowConsumerWatch;
   #link: BrowserLink | undefined;
@@ -49,8 +51,9 @@ export class WorkerSession {
     this.#log = log.child({ session: task.sessionId });
     this.#stats = statsView(task.stats);
     this.#stats[StatSlot.lastActivityMs] = Date.now();
+    this.#faults = new HandlerFaults(this.#stats, (error) => this.#notify('handler-fault', { error }));
     this.#main = new Channel(portEndpoint(task.port), {
-      onListenerError: (_method, err) => this.#onFault(toErrorData(err)),
+      onListenerError: (_method, err) => this.#faults.count(toErrorData(err)),
     });
     this.#pty = new PtyAttachment({
       open: shellOpener(docker, task),
@@ -155,12 +158,12 @@ export class WorkerSession {
       else if (this.#pty.alive) this.#setState('connected');
     });
     link.on('ready', () => this.#pty.browserReady());
-    link.on('message', (message) => this.#guard(() => this.#onBrowserMessage(message)));
+    link.on('message', (message) => this.#faults.guard(() => this.#onBrowserMessage(message)));
     link.on('drain', () => {
       this.#slowConsumer.drained();
       this.#pty.resume();
     });
-    link.on('fault', (error) => this.#onFault(error));
+    link.on('fault', (error) => this.#faults.count(error));
     link.on('ended', (reason) => void this.close(reason));
   }
 
@@ -207,24 +210,6 @@ export class WorkerSession {
 
   #setState(state: SessionState): void {
     this.#notify('state', { state });
-  }
-
-  /** Runs a handler for something this session received; a throw is counted, not fatal. */
-  #guard(handler: () => void): void {
-    try {
-      handler();
-    } catch (err) {
-      try {
-        this.#onFault(toErrorData(err));
-      } catch {
-        // Counting failed too; the message is dropped, the session goes on.
-      }
-    }
-  }
-
-  /** Counts a handler fault; the first of the session is also sent to the main thread to be logged. */
-  #onFault(error: ErrorData): void {
-    if ((this.#stats[StatSlot.handlerFaults]! += 1) === 1) this.#notify('handler-fault', { error });
   }
 
   /** A shell that could not be seen or ended is counted and told to the main thread, which logs it. */
