@@ -7,7 +7,6 @@ import type Docker from 'dockerode';
 import { Channel, portEndpoint } from '../common/Channel.js';
 import { ErrorCodes, TermgateError, toErrorData, type ErrorData } from '../common/errors.js';
 import { StatSlot, statsView } from '../common/protocol/session-stats.js';
-import type { InboundMessage } from '../common/protocol/terminal-messages.js';
 import type {
   CloseReason,
   IceCandidate,
@@ -17,6 +16,7 @@ import type {
   SessionTask,
   SessionToMain,
 } from '../common/protocol/worker-messages.js';
+import { dispatchBrowserMessage, type BrowserMessageTargets } from './browser-message-dispatch.js';
 import { BrowserLink } from './BrowserLink.js';
 import { HandlerFaults } from './HandlerFaults.js';
 import type { Addon } from './native-addon.js';
@@ -158,35 +158,18 @@ export class WorkerSession {
       else if (this.#pty.alive) this.#setState('connected');
     });
     link.on('ready', () => this.#pty.browserReady());
-    link.on('message', (message) => this.#faults.guard(() => this.#onBrowserMessage(message)));
+    const targets: BrowserMessageTargets = {
+      pty: this.#pty,
+      pong: () => link.send({ type: 'pong' }),
+      close: () => void this.close('browser-closed'),
+    };
+    link.on('message', (message) => this.#faults.guard(() => dispatchBrowserMessage(message, targets)));
     link.on('drain', () => {
       this.#slowConsumer.drained();
       this.#pty.resume();
     });
     link.on('fault', (error) => this.#faults.count(error));
     link.on('ended', (reason) => void this.close(reason));
-  }
-
-  #onBrowserMessage(message: InboundMessage): void {
-    switch (message.type) {
-      case 'input':
-        this.#pty.write(message.data);
-        break;
-      case 'resize':
-        this.#pty.resize(message.cols, message.rows);
-        break;
-      case 'ping':
-        this.#link?.send({ type: 'pong' });
-        break;
-      case 'close':
-        void this.close('browser-closed');
-        break;
-      case 'connect_pty':
-        void this.#pty.connect(message.container, { cols: message.cols, rows: message.rows });
-        break;
-      default:
-        message satisfies never;
-    }
   }
 
   #onOutput(chunk: Buffer): void {
