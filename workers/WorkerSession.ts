@@ -20,10 +20,10 @@ import { dispatchBrowserMessage, type BrowserMessageTargets } from './browser-me
 import { BrowserLink } from './BrowserLink.js';
 import { HandlerFaults } from './HandlerFaults.js';
 import type { Addon } from './native-addon.js';
+import { OutputBackpressure } from './OutputBackpressure.js';
 import type { WorkerLogger } from './pool-line.js';
 import { PtyAttachment } from './PtyAttachment.js';
 import { shellOpener } from './shell-opener.js';
-import { SlowConsumerWatch } from './SlowConsumerWatch.js';
 
 /** Input bytes kept while a resize is in flight (a resize takes milliseconds; typing is slower). */
 const MAX_INPUT_HELD_FOR_RESIZE_BYTES = 64 * 1024;
@@ -36,7 +36,7 @@ export class WorkerSession {
   readonly #main: Channel<SessionToMain, MainToSession>;
   readonly #faults: HandlerFaults;
   readonly #pty: PtyAttachment;
-  readonly #slowConsumer: SlowConsumerWatch;
+  readonly #output: OutputBackpressure;
   #link: BrowserLink | undefined;
   /** Candidates that came before the offer. */
   #earlyCandidates: IceCandidate[] = [];
@@ -59,7 +59,7 @@ export class WorkerSession {
       open: shellOpener(docker, task),
       authorize: (container) =>
         this.#main.request('pty', { container }, { timeoutMs: 2 * settings.dockerTimeoutMs }),
-      output: (chunk) => this.#onOutput(chunk),
+      output: (chunk) => this.#output.forward(chunk),
       maxHeldInputBytes: MAX_INPUT_HELD_FOR_RESIZE_BYTES,
     });
     this.#pty.on('tell', (message) => this.#link?.tell(message));
@@ -72,14 +72,18 @@ export class WorkerSession {
       this.#main.notify('pty-opened', { container });
       this.#setState('connected');
     });
-    // The next PTY starts unpaused: a slow-consumer clock of the old one does not carry over.
-    this.#pty.on('detached', () => this.#slowConsumer.drained());
-    this.#pty.on('cleanup-failed', (error) => this.#reportCleanup(error));
-    this.#slowConsumer = new SlowConsumerWatch(settings.slowConsumerTimeoutMs, () => {
-      void this.close('slow-consumer', {
-        code: ErrorCodes.SLOW_CONSUMER,
-        message: `the browser took none of the session's output for ${settings.slowConsumerTimeoutMs / 1000} s`,
-      });
+    this.#pty.on('detached', () => this.#output.ptyDetached());
+    // A shell that could not be seen or ended is counted and told to the main thread, which logs it; told
+    // even while closing, since that is when shells are ended.
+    this.#pty.on('cleanup-failed', (error) => {
+      this.#stats[StatSlot.cleanupFailures]! += 1;
+      this.#main.notify('cleanup-failed', { error });
+    });
+    this.#output = new OutputBackpressure({
+      producer: this.#pty,
+      stats: this.#stats,
+      slowConsumerTimeoutMs: settings.slowConsumerTimeoutMs,
+      onSlowConsumer: (error) => void this.close('slow-consumer', error),
     });
   }
 
@@ -106,7 +110,7 @@ export class WorkerSession {
   }
 
   async #close(reason: CloseReason, error?: ErrorData): Promise<SessionResult> {
-    this.#slowConsumer.close();
+    this.#output.close();
     // No output may follow the goodbye: the PTY side stops its output before the goodbye goes out, and
     // the goodbye is flushed before the peer goes, so the browser learns why its session ended.
     const ptyClosed = this.#pty.close();
@@ -135,6 +139,7 @@ export class WorkerSession {
     });
     this.#link = link;
     this.#wire(link);
+    this.#output.sendTo(link);
     let sdp: string;
     try {
       sdp = link.answer(offerSdp);
@@ -164,23 +169,9 @@ export class WorkerSession {
       close: () => void this.close('browser-closed'),
     };
     link.on('message', (message) => this.#faults.guard(() => dispatchBrowserMessage(message, targets)));
-    link.on('drain', () => {
-      this.#slowConsumer.drained();
-      this.#pty.resume();
-    });
+    link.on('drain', () => this.#output.drained());
     link.on('fault', (error) => this.#faults.count(error));
     link.on('ended', (reason) => void this.close(reason));
-  }
-
-  #onOutput(chunk: Buffer): void {
-    const link = this.#link;
-    if (!link) return;
-    link.sendOutput(chunk);
-    if (link.congested) {
-      this.#stats[StatSlot.backpressurePauses]! += 1;
-      this.#pty.pause();
-      this.#slowConsumer.congested();
-    }
   }
 
   /** Notifies the main thread, unless the session is closing (its end says the rest). */
@@ -193,11 +184,5 @@ export class WorkerSession {
 
   #setState(state: SessionState): void {
     this.#notify('state', { state });
-  }
-
-  /** A shell that could not be seen or ended is counted and told to the main thread, which logs it. */
-  #reportCleanup(error: ErrorData): void {
-    this.#stats[StatSlot.cleanupFailures]! += 1;
-    this.#main.notify('cleanup-failed', { error });
   }
 }
