@@ -12,7 +12,6 @@ import type {
   IceCandidate,
   MainToSession,
   SessionResult,
-  SessionState,
   SessionTask,
   SessionToMain,
 } from '../common/protocol/worker-messages.js';
@@ -23,6 +22,7 @@ import type { Addon } from './native-addon.js';
 import { OutputBackpressure } from './OutputBackpressure.js';
 import type { WorkerLogger } from './pool-line.js';
 import { PtyAttachment } from './PtyAttachment.js';
+import { SessionNotices } from './SessionNotices.js';
 import { shellOpener } from './shell-opener.js';
 
 /** Input bytes kept while a resize is in flight (a resize takes milliseconds; typing is slower). */
@@ -34,6 +34,7 @@ export class WorkerSession {
   readonly #log: WorkerLogger;
   readonly #stats: Float64Array;
   readonly #main: Channel<SessionToMain, MainToSession>;
+  readonly #notices: SessionNotices;
   readonly #faults: HandlerFaults;
   readonly #pty: PtyAttachment;
   readonly #output: OutputBackpressure;
@@ -51,10 +52,11 @@ export class WorkerSession {
     this.#log = log.child({ session: task.sessionId });
     this.#stats = statsView(task.stats);
     this.#stats[StatSlot.lastActivityMs] = Date.now();
-    this.#faults = new HandlerFaults(this.#stats, (error) => this.#notify('handler-fault', { error }));
     this.#main = new Channel(portEndpoint(task.port), {
       onListenerError: (_method, err) => this.#faults.count(toErrorData(err)),
     });
+    this.#notices = new SessionNotices(this.#main, this.#stats, () => this.closing);
+    this.#faults = new HandlerFaults(this.#stats, (error) => this.#notices.handlerFault(error));
     this.#pty = new PtyAttachment({
       open: shellOpener(docker, task),
       authorize: (container) =>
@@ -68,17 +70,9 @@ export class WorkerSession {
       this.#stats[StatSlot.ptyErrors]! += 1;
       this.#log.warn({ code: error.code, err: error.message }, 'pty failed');
     });
-    this.#pty.on('attached', (container) => {
-      this.#main.notify('pty-opened', { container });
-      this.#setState('connected');
-    });
+    this.#pty.on('attached', (container) => this.#notices.ptyOpened(container));
     this.#pty.on('detached', () => this.#output.ptyDetached());
-    // A shell that could not be seen or ended is counted and told to the main thread, which logs it; told
-    // even while closing, since that is when shells are ended.
-    this.#pty.on('cleanup-failed', (error) => {
-      this.#stats[StatSlot.cleanupFailures]! += 1;
-      this.#main.notify('cleanup-failed', { error });
-    });
+    this.#pty.on('cleanup-failed', (error) => this.#notices.cleanupFailed(error));
     this.#output = new OutputBackpressure({
       producer: this.#pty,
       stats: this.#stats,
@@ -157,11 +151,8 @@ export class WorkerSession {
   }
 
   #wire(link: BrowserLink): void {
-    link.on('local-candidate', (candidate) => this.#notify('local-candidate', candidate));
-    link.on('peer-state', (state) => {
-      if (state !== 'connected') this.#setState(state);
-      else if (this.#pty.alive) this.#setState('connected');
-    });
+    link.on('local-candidate', (candidate) => this.#notices.localCandidate(candidate));
+    link.on('peer-state', (state) => this.#notices.peerState(state, this.#pty.alive));
     link.on('ready', () => this.#pty.browserReady());
     const targets: BrowserMessageTargets = {
       pty: this.#pty,
@@ -172,17 +163,5 @@ export class WorkerSession {
     link.on('drain', () => this.#output.drained());
     link.on('fault', (error) => this.#faults.count(error));
     link.on('ended', (reason) => void this.close(reason));
-  }
-
-  /** Notifies the main thread, unless the session is closing (its end says the rest). */
-  #notify<K extends 'local-candidate' | 'state' | 'handler-fault'>(
-    method: K,
-    params: SessionToMain['notifications'][K],
-  ): void {
-    if (!this.closing) this.#main.notify(method, params);
-  }
-
-  #setState(state: SessionState): void {
-    this.#notify('state', { state });
   }
 }
