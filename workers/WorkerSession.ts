@@ -9,7 +9,6 @@ import { ErrorCodes, TermgateError, toErrorData, type ErrorData } from '../commo
 import { StatSlot, statsView } from '../common/protocol/session-stats.js';
 import type {
   CloseReason,
-  IceCandidate,
   MainToSession,
   SessionResult,
   SessionTask,
@@ -22,6 +21,7 @@ import type { Addon } from './native-addon.js';
 import { OutputBackpressure } from './OutputBackpressure.js';
 import type { WorkerLogger } from './pool-line.js';
 import { PtyAttachment } from './PtyAttachment.js';
+import { RemoteCandidates } from './RemoteCandidates.js';
 import { SessionNotices } from './SessionNotices.js';
 import { shellOpener } from './shell-opener.js';
 
@@ -39,8 +39,7 @@ export class WorkerSession {
   readonly #pty: PtyAttachment;
   readonly #output: OutputBackpressure;
   #link: BrowserLink | undefined;
-  /** Candidates that came before the offer. */
-  #earlyCandidates: IceCandidate[] = [];
+  readonly #remoteCandidates = new RemoteCandidates();
   #result: Promise<SessionResult> | undefined;
   #finish!: (result: SessionResult) => void;
   readonly #finished = new Promise<SessionResult>((resolve) => (this.#finish = resolve));
@@ -85,10 +84,7 @@ export class WorkerSession {
   run(): Promise<SessionResult> {
     this.#main
       .handle('offer', ({ sdp }) => ({ sdp: this.#answer(sdp) }))
-      .on('remote-candidate', (ice) => {
-        if (this.#link) this.#link.addRemoteCandidate(ice);
-        else this.#earlyCandidates.push(ice);
-      })
+      .on('remote-candidate', (ice) => this.#remoteCandidates.add(ice))
       .on('close', ({ reason }) => void this.close(reason));
     return this.#finished;
   }
@@ -142,7 +138,7 @@ export class WorkerSession {
       void this.close('offer-failed', error);
       throw TermgateError.fromData(error);
     }
-    for (const ice of this.#earlyCandidates.splice(0)) link.addRemoteCandidate(ice);
+    this.#remoteCandidates.answered(link);
     // The exec is created while ICE, DTLS and SCTP run: it is the slow half of a setup, and this way
     // the channel opening and the shell starting overlap instead of following each other.
     const { container, containerId } = this.#task;
