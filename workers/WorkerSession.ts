@@ -7,22 +7,23 @@ import type Docker from 'dockerode';
 import { Channel, portEndpoint } from '../common/Channel.js';
 import { ErrorCodes, TermgateError, toErrorData, type ErrorData } from '../common/errors.js';
 import { StatSlot, statsView } from '../common/protocol/session-stats.js';
-import type { InboundMessage } from '../common/protocol/terminal-messages.js';
 import type {
   CloseReason,
-  IceCandidate,
   MainToSession,
   SessionResult,
-  SessionState,
   SessionTask,
   SessionToMain,
 } from '../common/protocol/worker-messages.js';
+import { dispatchBrowserMessage, type BrowserMessageTargets } from './browser-message-dispatch.js';
 import { BrowserLink } from './BrowserLink.js';
+import { HandlerFaults } from './HandlerFaults.js';
 import type { Addon } from './native-addon.js';
+import { OutputBackpressure } from './OutputBackpressure.js';
 import type { WorkerLogger } from './pool-line.js';
 import { PtyAttachment } from './PtyAttachment.js';
+import { RemoteCandidates } from './RemoteCandidates.js';
+import { SessionNotices } from './SessionNotices.js';
 import { shellOpener } from './shell-opener.js';
-import { SlowConsumerWatch } from './SlowConsumerWatch.js';
 
 /** Input bytes kept while a resize is in flight (a resize takes milliseconds; typing is slower). */
 const MAX_INPUT_HELD_FOR_RESIZE_BYTES = 64 * 1024;
@@ -33,11 +34,12 @@ export class WorkerSession {
   readonly #log: WorkerLogger;
   readonly #stats: Float64Array;
   readonly #main: Channel<SessionToMain, MainToSession>;
+  readonly #notices: SessionNotices;
+  readonly #faults: HandlerFaults;
   readonly #pty: PtyAttachment;
-  readonly #slowConsumer: SlowConsumerWatch;
+  readonly #output: OutputBackpressure;
   #link: BrowserLink | undefined;
-  /** Candidates that came before the offer. */
-  #earlyCandidates: IceCandidate[] = [];
+  readonly #remoteCandidates = new RemoteCandidates();
   #result: Promise<SessionResult> | undefined;
   #finish!: (result: SessionResult) => void;
   readonly #finished = new Promise<SessionResult>((resolve) => (this.#finish = resolve));
@@ -50,13 +52,15 @@ export class WorkerSession {
     this.#stats = statsView(task.stats);
     this.#stats[StatSlot.lastActivityMs] = Date.now();
     this.#main = new Channel(portEndpoint(task.port), {
-      onListenerError: (_method, err) => this.#onFault(toErrorData(err)),
+      onListenerError: (_method, err) => this.#faults.count(toErrorData(err)),
     });
+    this.#notices = new SessionNotices(this.#main, this.#stats, () => this.closing);
+    this.#faults = new HandlerFaults(this.#stats, (error) => this.#notices.handlerFault(error));
     this.#pty = new PtyAttachment({
       open: shellOpener(docker, task),
       authorize: (container) =>
         this.#main.request('pty', { container }, { timeoutMs: 2 * settings.dockerTimeoutMs }),
-      output: (chunk) => this.#onOutput(chunk),
+      output: (chunk) => this.#output.forward(chunk),
       maxHeldInputBytes: MAX_INPUT_HELD_FOR_RESIZE_BYTES,
     });
     this.#pty.on('tell', (message) => this.#link?.tell(message));
@@ -65,18 +69,14 @@ export class WorkerSession {
       this.#stats[StatSlot.ptyErrors]! += 1;
       this.#log.warn({ code: error.code, err: error.message }, 'pty failed');
     });
-    this.#pty.on('attached', (container) => {
-      this.#main.notify('pty-opened', { container });
-      this.#setState('connected');
-    });
-    // The next PTY starts unpaused: a slow-consumer clock of the old one does not carry over.
-    this.#pty.on('detached', () => this.#slowConsumer.drained());
-    this.#pty.on('cleanup-failed', (error) => this.#reportCleanup(error));
-    this.#slowConsumer = new SlowConsumerWatch(settings.slowConsumerTimeoutMs, () => {
-      void this.close('slow-consumer', {
-        code: ErrorCodes.SLOW_CONSUMER,
-        message: `the browser took none of the session's output for ${settings.slowConsumerTimeoutMs / 1000} s`,
-      });
+    this.#pty.on('attached', (container) => this.#notices.ptyOpened(container));
+    this.#pty.on('detached', () => this.#output.ptyDetached());
+    this.#pty.on('cleanup-failed', (error) => this.#notices.cleanupFailed(error));
+    this.#output = new OutputBackpressure({
+      producer: this.#pty,
+      stats: this.#stats,
+      slowConsumerTimeoutMs: settings.slowConsumerTimeoutMs,
+      onSlowConsumer: (error) => void this.close('slow-consumer', error),
     });
   }
 
@@ -84,10 +84,7 @@ export class WorkerSession {
   run(): Promise<SessionResult> {
     this.#main
       .handle('offer', ({ sdp }) => ({ sdp: this.#answer(sdp) }))
-      .on('remote-candidate', (ice) => {
-        if (this.#link) this.#link.addRemoteCandidate(ice);
-        else this.#earlyCandidates.push(ice);
-      })
+      .on('remote-candidate', (ice) => this.#remoteCandidates.add(ice))
       .on('close', ({ reason }) => void this.close(reason));
     return this.#finished;
   }
@@ -103,7 +100,7 @@ export class WorkerSession {
   }
 
   async #close(reason: CloseReason, error?: ErrorData): Promise<SessionResult> {
-    this.#slowConsumer.close();
+    this.#output.close();
     // No output may follow the goodbye: the PTY side stops its output before the goodbye goes out, and
     // the goodbye is flushed before the peer goes, so the browser learns why its session ended.
     const ptyClosed = this.#pty.close();
@@ -132,6 +129,7 @@ export class WorkerSession {
     });
     this.#link = link;
     this.#wire(link);
+    this.#output.sendTo(link);
     let sdp: string;
     try {
       sdp = link.answer(offerSdp);
@@ -140,7 +138,7 @@ export class WorkerSession {
       void this.close('offer-failed', error);
       throw TermgateError.fromData(error);
     }
-    for (const ice of this.#earlyCandidates.splice(0)) link.addRemoteCandidate(ice);
+    this.#remoteCandidates.answered(link);
     // The exec is created while ICE, DTLS and SCTP run: it is the slow half of a setup, and this way
     // the channel opening and the shell starting overlap instead of following each other.
     const { container, containerId } = this.#task;
@@ -149,87 +147,17 @@ export class WorkerSession {
   }
 
   #wire(link: BrowserLink): void {
-    link.on('local-candidate', (candidate) => this.#notify('local-candidate', candidate));
-    link.on('peer-state', (state) => {
-      if (state !== 'connected') this.#setState(state);
-      else if (this.#pty.alive) this.#setState('connected');
-    });
+    link.on('local-candidate', (candidate) => this.#notices.localCandidate(candidate));
+    link.on('peer-state', (state) => this.#notices.peerState(state, this.#pty.alive));
     link.on('ready', () => this.#pty.browserReady());
-    link.on('message', (message) => this.#guard(() => this.#onBrowserMessage(message)));
-    link.on('drain', () => {
-      this.#slowConsumer.drained();
-      this.#pty.resume();
-    });
-    link.on('fault', (error) => this.#onFault(error));
+    const targets: BrowserMessageTargets = {
+      pty: this.#pty,
+      pong: () => link.send({ type: 'pong' }),
+      close: () => void this.close('browser-closed'),
+    };
+    link.on('message', (message) => this.#faults.guard(() => dispatchBrowserMessage(message, targets)));
+    link.on('drain', () => this.#output.drained());
+    link.on('fault', (error) => this.#faults.count(error));
     link.on('ended', (reason) => void this.close(reason));
-  }
-
-  #onBrowserMessage(message: InboundMessage): void {
-    switch (message.type) {
-      case 'input':
-        this.#pty.write(message.data);
-        break;
-      case 'resize':
-        this.#pty.resize(message.cols, message.rows);
-        break;
-      case 'ping':
-        this.#link?.send({ type: 'pong' });
-        break;
-      case 'close':
-        void this.close('browser-closed');
-        break;
-      case 'connect_pty':
-        void this.#pty.connect(message.container, { cols: message.cols, rows: message.rows });
-        break;
-      default:
-        message satisfies never;
-    }
-  }
-
-  #onOutput(chunk: Buffer): void {
-    const link = this.#link;
-    if (!link) return;
-    link.sendOutput(chunk);
-    if (link.congested) {
-      this.#stats[StatSlot.backpressurePauses]! += 1;
-      this.#pty.pause();
-      this.#slowConsumer.congested();
-    }
-  }
-
-  /** Notifies the main thread, unless the session is closing (its end says the rest). */
-  #notify<K extends 'local-candidate' | 'state' | 'handler-fault'>(
-    method: K,
-    params: SessionToMain['notifications'][K],
-  ): void {
-    if (!this.closing) this.#main.notify(method, params);
-  }
-
-  #setState(state: SessionState): void {
-    this.#notify('state', { state });
-  }
-
-  /** Runs a handler for something this session received; a throw is counted, not fatal. */
-  #guard(handler: () => void): void {
-    try {
-      handler();
-    } catch (err) {
-      try {
-        this.#onFault(toErrorData(err));
-      } catch {
-        // Counting failed too; the message is dropped, the session goes on.
-      }
-    }
-  }
-
-  /** Counts a handler fault; the first of the session is also sent to the main thread to be logged. */
-  #onFault(error: ErrorData): void {
-    if ((this.#stats[StatSlot.handlerFaults]! += 1) === 1) this.#notify('handler-fault', { error });
-  }
-
-  /** A shell that could not be seen or ended is counted and told to the main thread, which logs it. */
-  #reportCleanup(error: ErrorData): void {
-    this.#stats[StatSlot.cleanupFailures]! += 1;
-    this.#main.notify('cleanup-failed', { error });
   }
 }

@@ -1,0 +1,87 @@
+/**
+ * Backpressure on a session's output, from the PTY to the browser. Output goes to the browser's channel
+ * as it comes; once the channel's send buffer is past its high-water mark the PTY is paused (each pause
+ * counted), and it is resumed when the buffer drains below the low-water mark. A buffer that stays full
+ * for the slow-consumer timeout ends the session (SlowConsumerWatch): a browser that takes nothing must
+ * not hold a root shell and a high-water mark of memory.
+ */
+import { ErrorCodes, type ErrorData } from '../common/errors.js';
+import { StatSlot } from '../common/protocol/session-stats.js';
+import { SlowConsumerWatch } from './SlowConsumerWatch.js';
+
+/** Where output goes: the browser's side (BrowserLink). */
+export interface OutputSink {
+  sendOutput(chunk: Buffer): void;
+  /** True while the send buffer is past the high-water mark. */
+  readonly congested: boolean;
+}
+
+/** Where it comes from: the PTY side (PtyAttachment). */
+export interface OutputProducer {
+  pause(): void;
+  resume(): void;
+}
+
+export interface OutputBackpressureOptions {
+  producer: OutputProducer;
+  /** The session's counters (session-stats.ts). */
+  stats: Float64Array;
+  /** How long a paused output may stay paused before the browser counts as gone. */
+  slowConsumerTimeoutMs: number;
+  /** The browser took nothing for the timeout: the session should end with this error. */
+  onSlowConsumer: (error: ErrorData) => void;
+}
+
+export class OutputBackpressure {
+  readonly #producer: OutputProducer;
+  readonly #stats: Float64Array;
+  readonly #watch: SlowConsumerWatch;
+  #sink: OutputSink | undefined;
+  #closed = false;
+
+  constructor(options: OutputBackpressureOptions) {
+    const { slowConsumerTimeoutMs: timeoutMs } = options;
+    this.#producer = options.producer;
+    this.#stats = options.stats;
+    this.#watch = new SlowConsumerWatch(timeoutMs, () =>
+      options.onSlowConsumer({
+        code: ErrorCodes.SLOW_CONSUMER,
+        message: `the browser took none of the session's output for ${timeoutMs / 1000} s`,
+      }),
+    );
+  }
+
+  /** Output goes to `sink` from now on; before there is one (no offer answered yet) it is dropped. */
+  sendTo(sink: OutputSink): void {
+    this.#sink = sink;
+  }
+
+  /** A chunk of the PTY's output. */
+  forward(chunk: Buffer): void {
+    const sink = this.#sink;
+    if (!sink || this.#closed) return;
+    sink.sendOutput(chunk);
+    if (sink.congested) {
+      this.#stats[StatSlot.backpressurePauses]! += 1;
+      this.#producer.pause();
+      this.#watch.congested();
+    }
+  }
+
+  /** The send buffer fell below the low-water mark: the PTY is read again. */
+  drained(): void {
+    this.#watch.drained();
+    this.#producer.resume();
+  }
+
+  /** The attached PTY went away. The next one starts unpaused, so the old one's clock does not carry over. */
+  ptyDetached(): void {
+    this.#watch.drained();
+  }
+
+  /** Stops the clock; no output goes out after this (none may follow the goodbye). Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#watch.close();
+  }
+}
