@@ -99,6 +99,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
         router: this.router,
         pool: this.pool,
         signaling: this.signaling,
+        janitor: this.janitor,
         workerStats,
         maxSessions: config.maxSessions,
       });
