@@ -86,7 +86,8 @@ async function runAgent(config: AgentConfig): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  // Test-only, off by default: SIGUSR2 crashes a worker thread (common/testing/fault-injection.ts).
+  // Test-only, off by default: a request on the IPC channel crashes a worker thread
+  // (common/testing/fault-injection.ts).
   if (process.env.TERMGATE_FAULT_INJECTION === '1') {
     const { installFaultInjection } = await import('../common/testing/fault-injection.js');
     installFaultInjection(agent.pool, logger);
