@@ -16,7 +16,7 @@ import { MetricsServer } from './metrics/MetricsServer.js';
 import { createWorkerStats } from '../common/protocol/worker-stats.js';
 import { RateLimiter } from '../common/RateLimiter.js';
 import { SessionRouter } from './sessions/SessionRouter.js';
-import { WorkerPool } from './pool/WorkerPool.js';
+import { WorkerPool, type DrainReport } from './pool/WorkerPool.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
 import { SessionRegistry } from './sessions/SessionRegistry.js';
 import { SignalingClient } from './signaling/SignalingClient.js';
@@ -38,7 +38,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
   /** Undefined with `--metrics-listen off`. */
   readonly metrics: AgentMetrics | undefined;
   readonly #metricsServer: MetricsServer | undefined;
-  #closed: Promise<void> | undefined;
+  #closed: Promise<DrainReport> | undefined;
 
   constructor(config: AgentConfig, logger: Logger) {
     super();
@@ -99,6 +99,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
         router: this.router,
         pool: this.pool,
         signaling: this.signaling,
+        janitor: this.janitor,
         workerStats,
         maxSessions: config.maxSessions,
       });
@@ -157,23 +158,24 @@ export class Agent extends SafeEmitter<AgentEvents> {
     );
   }
 
-  /** Drains and stops everything. Idempotent. */
-  close(timeoutMs = 15_000): Promise<void> {
+  /** Drains and stops everything; resolves with what the workers' drain found. Idempotent. */
+  close(timeoutMs = 15_000): Promise<DrainReport> {
     this.#closed ??= this.#close(timeoutMs);
     return this.#closed;
   }
 
-  async #close(timeoutMs: number): Promise<void> {
+  async #close(timeoutMs: number): Promise<DrainReport> {
     const sessions = this.registry.size;
     this.logger.info({ sessions }, 'draining');
     this.router.stopAccepting();
     await this.registry.closeAll('shutdown', timeoutMs);
     this.registry.close();
-    await this.pool.close(timeoutMs);
+    const drain = await this.pool.close(timeoutMs);
     this.signaling.close();
     await this.#metricsServer?.close();
     this.metrics?.close();
     this.logger.info({ sessions }, 'agent stopped');
     this.safeEmit('close');
+    return drain;
   }
 }

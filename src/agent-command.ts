@@ -6,6 +6,19 @@ import { ConfigFile, ConfigFileError } from './config/config-file.js';
 import { addAgentOptions } from './config/options.js';
 import { TermgateError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
+import type { DrainReport } from './pool/WorkerPool.js';
+
+/**
+ * Exit status after SIGINT/SIGTERM when the drain was not clean: a worker did not confirm its drain in
+ * time, or still held peers once every session had been closed (a session that did not end within the
+ * close timeout, or one the registry lost track of).
+ * 0 means every session ended with its reason and every worker confirmed with no peer left.
+ */
+export const EXIT_UNCLEAN_DRAIN = 3;
+
+function exitStatusOf(drain: DrainReport): number {
+  return drain.unconfirmed === 0 && drain.peersClosed === 0 ? 0 : EXIT_UNCLEAN_DRAIN;
+}
 
 export function registerAgentCommand(program: Command): void {
   const cmd = program
@@ -60,7 +73,11 @@ async function runAgent(config: AgentConfig): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutdown requested');
     agent.close().then(
-      () => process.exit(0),
+      (drain) => {
+        const status = exitStatusOf(drain);
+        if (status !== 0) logger.warn({ ...drain, status }, 'the drain was not clean');
+        process.exit(status);
+      },
       (err: unknown) => {
         logger.error({ err: String(err) }, 'shutdown failed');
         process.exit(1);
@@ -69,7 +86,8 @@ async function runAgent(config: AgentConfig): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  // Test-only, off by default: SIGUSR2 crashes a worker thread (common/testing/fault-injection.ts).
+  // Test-only, off by default: a request on the IPC channel crashes a worker thread
+  // (common/testing/fault-injection.ts).
   if (process.env.TERMGATE_FAULT_INJECTION === '1') {
     const { installFaultInjection } = await import('../common/testing/fault-injection.js');
     installFaultInjection(agent.pool, logger);

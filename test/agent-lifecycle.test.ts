@@ -124,15 +124,14 @@ describe('agent lifecycle', () => {
     );
     try {
       assert.ok((await shellsIn(stack.containers[0]!)).length >= 2);
-      const code = await stack.agent.stop('SIGTERM');
-      assert.equal(code, 0);
+      // 0: a clean drain, every session ended and every worker confirmed with no peer left (README).
+      assert.equal(await stack.agent.stop('SIGTERM'), 0, stack.agent.log.slice(-2000));
       for (const b of browsers) {
         assert.deepEqual(await b.waitFor((m) => m.type === 'pty_disconnected', 5_000), {
           type: 'pty_disconnected',
           reason: 'shutdown',
         });
       }
-      assert.match(stack.agent.log, /agent stopped/);
       await untilNoShells(stack.containers);
     } finally {
       stopPings();

@@ -6,25 +6,30 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
 import { docker, startContainers } from './helpers/containers.js';
+import { freePort, scrape, scrapeUntil } from './helpers/metrics.js';
 import { useStack } from './helpers/stack.js';
 import { untilNoShells } from './helpers/progress.js';
 
 let stopped: string;
 let outsider: string[];
+let metricsBase = '';
 
 const stack = useStack({
   name: 'sig',
   containers: 2,
   labels: ['termgate.role=vplc'],
-  agentArgs: [
+  agentArgs: () => [
     '--container-label',
     'termgate.role=vplc',
     '--token',
     'sekret-token-123',
     '--max-sessions-per-container',
     '2',
+    '--metrics-listen',
+    metricsBase.replace('http://', ''),
   ],
   beforeAgent: async (s) => {
+    metricsBase = `http://127.0.0.1:${await freePort()}`;
     stopped = s.track(await startContainers(`${s.prefix}-down`, 1, ['termgate.role=vplc']))[0]!;
     await docker('stop', '-t', '0', stopped);
     outsider = s.track(await startContainers(`${s.prefix}-lbl`, 1)); // matches the glob, lacks the label
@@ -205,7 +210,7 @@ describe('signaling', () => {
     assert.equal(answer?.status, 'error');
   });
 
-  it('answers disconnects for unknown sessions with an error, and refuses stray ICE with a logged code while sessions go on', async () => {
+  it('answers disconnects for unknown sessions with an error, and refuses stray ICE with a counted code while sessions go on', async () => {
     const reply = (await stack.cloud.emitWithAck('webrtc:disconnect', { session_id: 'never-was' })) as {
       status: string;
       code: string;
@@ -214,28 +219,25 @@ describe('signaling', () => {
     assert.equal(reply.code, 'TG_ERR_UNKNOWN_SESSION');
     const live = await BrowserPeer.open(stack.cloud, { device: stack.containers[0]! });
     try {
-      const from = stack.agent.logLines().length;
+      const refused = 'termgate_signaling_payloads_refused_total';
+      const ice = (code: string) => ({ topic: 'webrtc:ice', code });
+      const before = await scrape(metricsBase);
       await stack.cloud.emitRaw('webrtc:ice', {
         session_id: 'never-was',
         candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host',
         sdp_mid: '0',
       });
       await stack.cloud.emitRaw('webrtc:ice', 'not even an object');
-      // Each stray message is refused with its own code, one log line each (ICE has no ack to answer on).
-      const refusals = () =>
-        stack.agent
-          .logLines()
-          .slice(from)
-          .filter((l) => l.msg === 'payload refused' && l.topic === 'webrtc:ice');
-      const deadline = Date.now() + 10_000;
-      while (refusals().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      assert.deepEqual(
-        refusals().map((l) => [l.code, l.session]),
-        [
-          ['TG_ERR_UNKNOWN_SESSION', 'never-was'],
-          ['TG_ERR_INVALID_PAYLOAD', undefined],
-        ],
-      );
+      // Each stray message is refused with its own code and counted (ICE has no ack to answer on).
+      await scrapeUntil(metricsBase, (m) => {
+        for (const code of ['TG_ERR_UNKNOWN_SESSION', 'TG_ERR_INVALID_PAYLOAD']) {
+          assert.equal(m.sum(refused, ice(code)) - before.sum(refused, ice(code)), 1, code);
+        }
+        assert.equal(
+          m.sum(refused, { topic: 'webrtc:ice' }) - before.sum(refused, { topic: 'webrtc:ice' }),
+          2,
+        );
+      });
       // The session that was open goes on, and a new one opens.
       live.type('echo live-$((8*8))\n');
       await live.waitForScreen('live-64');

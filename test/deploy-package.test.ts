@@ -161,7 +161,9 @@ describe('npm package', () => {
     agent.stderr.on('data', (d: Buffer) => (log += d.toString()));
     try {
       await cloud.waitForAgent(60_000);
-      assert.match(log, /"mallocArenaMax":"2"/, 'started through the bin/termgate launcher');
+      // Started through the bin/termgate launcher, which execs node: the agent's own environment says.
+      const environ = readFileSync(`/proc/${agent.pid}/environ`, 'utf8').split('\0');
+      assert.ok(environ.includes('MALLOC_ARENA_MAX=2'), `started through the bin/termgate launcher\n${log}`);
       const browser = await BrowserPeer.open(cloud, { device: devices[0]! });
       browser.type('echo pkg-$((5*5))\n');
       await browser.waitForScreen('pkg-25');

@@ -106,6 +106,11 @@ before(
     ]);
     await cloud.waitForAgent();
     await waitForStatus(`http://${target}`, '/readyz', 200);
+    // A stray ICE candidate for no session, refused, so the refusals panel has a series from the start.
+    await cloud.emitRaw('webrtc:ice', {
+      session_id: 'no-such-session',
+      candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host',
+    });
     prometheus = await PrometheusServer.start([target]);
     // Some traffic, so rates and histograms have something to show.
     const browser = await BrowserPeer.open(cloud, { device: containers[0]! });
@@ -204,7 +209,7 @@ describe('grafana dashboard', () => {
       panelsOf(dashboard.panels).flatMap((p) => (p.targets ?? []).flatMap((t) => metricNames(t.expr))),
     );
     const families = [...live.types.keys()].filter((n) => n.startsWith('termgate_'));
-    assert.equal(families.length, 24, families.join(' '));
+    assert.equal(families.length, 27, families.join(' '));
     for (const family of families) {
       const series = live.types.get(family) === 'histogram' ? `${family}_bucket` : family;
       assert.ok(used.has(series), `no panel reads ${series}`);

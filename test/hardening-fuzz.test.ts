@@ -1,10 +1,11 @@
 /**
  * Bad input (issue 6), with a property-based fuzzer: thousands of malformed signaling payloads and data
  * channel messages. Every offer and disconnect gets an error answer, every refused ICE message is dropped
- * with a log line, every bad data channel message gets an error reply, the agent stays up, and a session
- * opened beside the fuzzing keeps echoing throughout. The codes are checked twice: against hand-labelled
- * tables of inputs (what a person reading the protocol expects), and, for the generated inputs, against
- * the protocol module's own decoder (that the agent replies as its decoder decides, for each of them).
+ * and counted by code (`termgate_signaling_payloads_refused_total`), every bad data channel message gets
+ * an error reply, the agent stays up, and a session opened beside the fuzzing keeps echoing throughout.
+ * The codes are checked twice: against hand-labelled tables of inputs (what a person reading the protocol
+ * expects), and, for the generated inputs, against the protocol module's own decoder (that the agent
+ * replies as its decoder decides, for each of them).
  * Waits on thousands of replies are bounded by progress, not by a total deadline.
  */
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { decodeInbound } from '../common/protocol/terminal-messages.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
 import { removeContainers, startContainers, uniquePrefix } from './helpers/containers.js';
+import { freePort, scrape } from './helpers/metrics.js';
 import { untilNoShells, untilProgress } from './helpers/progress.js';
 import { onTeardown } from './helpers/teardown.js';
 import { TestCloud } from './helpers/test-cloud.js';
@@ -28,7 +30,7 @@ const ICE = 1500;
 const DISCONNECTS = 500;
 const CHANNEL_MESSAGES = 3000;
 const CODES = new Set<string>(Object.values(ErrorCodes));
-/** Replies and log lines for thousands of inputs: fail when none arrives for this long. */
+/** Replies and refusals counted for thousands of inputs: fail when none arrives for this long. */
 const STALL_MS = 30_000;
 
 const prefix = uniquePrefix('fuzz');
@@ -43,11 +45,15 @@ let sideRunning = true;
 let sideError: unknown;
 let inputsTried = 0;
 let realSdp = '';
+let metricsBase = '';
 
 before(async () => {
   containers = await startContainers(prefix, 2);
   cloud = await TestCloud.start();
+  metricsBase = `http://127.0.0.1:${await freePort()}`;
   agent = AgentProcess.start(cloud.url, [
+    '--metrics-listen',
+    metricsBase.replace('http://', ''),
     '--containers',
     `${prefix}-*`,
     '--workers',
@@ -102,20 +108,36 @@ async function bystanderEchoes(): Promise<void> {
   assert.equal(sideError, undefined, `the bystander failed: ${String(sideError)}`);
 }
 
-/** Waits until the agent has logged `count` ICE refusals after line `from`; returns them. */
-async function iceRefusals(from: number, count: number): Promise<Array<Record<string, unknown>>> {
-  const refusals = () =>
-    agent
-      .logLines()
-      .slice(from)
-      .filter((l) => l.msg === 'payload refused' && l.topic === 'webrtc:ice');
+/** ICE payloads the agent has refused so far, by code (ICE has no ack: the counter is where they show). */
+async function iceRefusals(): Promise<Map<string, number>> {
+  const m = await scrape(metricsBase);
+  const ice = m.series('termgate_signaling_payloads_refused_total', { topic: 'webrtc:ice' });
+  return new Map(ice.map((s) => [s.labels.code!, s.value]));
+}
+
+/** Waits until `count` ICE refusals have been counted since `from`; returns them by code. */
+async function iceRefusedSince(from: Map<string, number>, count: number): Promise<Map<string, number>> {
+  let since = new Map<string, number>();
+  const total = () => [...since.values()].reduce((a, n) => a + n, 0);
   await untilProgress({
-    what: `${count} ICE refusals in the log`,
+    what: `${count} ICE refusals counted`,
     stallMs: STALL_MS,
-    progress: () => refusals().length,
-    done: () => refusals().length >= count,
+    progress: async () => {
+      const now = await iceRefusals();
+      since = new Map();
+      for (const [code, n] of now) if (n > (from.get(code) ?? 0)) since.set(code, n - (from.get(code) ?? 0));
+      return total();
+    },
+    done: () => total() >= count,
   });
-  return refusals();
+  return since;
+}
+
+/** How many times each value occurs in `list`. */
+function tally(list: string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of list) counts.set(item, (counts.get(item) ?? 0) + 1);
+  return counts;
 }
 
 const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }));
@@ -181,7 +203,7 @@ describe('fuzzing', () => {
     await bystanderEchoes();
   });
 
-  it(`drops ${ICE} malformed or unknown ICE messages with a log line, and ${DISCONNECTS} bad disconnects with an error`, async () => {
+  it(`drops ${ICE} malformed or unknown ICE messages, each counted with its code, and ${DISCONNECTS} bad disconnects with an error`, async () => {
     const fuzzPeer = await BrowserPeer.open(cloud, { device: containers[1]! });
     try {
       const ice = fc.oneof(
@@ -205,7 +227,7 @@ describe('fuzzing', () => {
         ),
         junk,
       );
-      // First a hand-labelled table: what the agent must log for each, read off the protocol.
+      // First a hand-labelled table: the code the agent must refuse each with, read off the protocol.
       const candidate = 'candidate:1 1 UDP 2122252543 127.0.0.1 9 typ host';
       const table: Array<[unknown, string]> = [
         [{ session_id: 'no-such-session', candidate, sdp_mid: '0' }, ErrorCodes.UNKNOWN_SESSION],
@@ -216,17 +238,18 @@ describe('fuzzing', () => {
         [{ session_id: 7, candidate }, ErrorCodes.INVALID_PAYLOAD],
         [{ session_id: fuzzPeer.sessionId, candidate: 'c'.repeat(5000) }, ErrorCodes.INVALID_PAYLOAD],
       ];
-      const tableFrom = agent.logLines().length;
+      const tableFrom = await iceRefusals();
       for (const [payload] of table) await cloud.emitRaw('webrtc:ice', payload);
-      const logged = await iceRefusals(tableFrom, table.length);
+      const counted = await iceRefusedSince(tableFrom, table.length);
       assert.deepEqual(
-        logged.map((l) => l.code),
-        table.map(([, code]) => code),
+        [...counted].sort(),
+        [...tally(table.map(([, code]) => code))].sort(),
+        'each refused with its code, once',
       );
       inputsTried += table.length;
 
       // Then the generated ones, each expected refused unless it is valid and for the live session.
-      const from = agent.logLines().length;
+      const from = await iceRefusals();
       const samples = fc.sample(ice, ICE);
       let refused = 0;
       for (const payload of samples) {
@@ -252,8 +275,13 @@ describe('fuzzing', () => {
         }),
         { numRuns: DISCONNECTS },
       );
-      // Every refused ICE message left one log line (they were all handled before the acked disconnects).
-      assert.equal((await iceRefusals(from, refused)).length, refused);
+      // Every refused ICE message was counted once (all were handled before the acked disconnects).
+      const since = await iceRefusedSince(from, refused);
+      assert.equal(
+        [...since.values()].reduce((a, n) => a + n, 0),
+        refused,
+      );
+      for (const code of since.keys()) assert.ok(CODES.has(code), `refused with ${code}`);
       fuzzPeer.type('echo fuzz-peer-$((5*5))\n');
       await fuzzPeer.waitForScreen('fuzz-peer-25');
     } finally {

@@ -25,6 +25,7 @@ import { describe, it } from 'node:test';
 import { AgentProcess, CLI } from './helpers/agent-process.js';
 import { BrowserPeer } from './helpers/browser-peer.js';
 import { removeContainers, shellsIn, startContainer } from './helpers/containers.js';
+import { freePort, scrape, waitForStatus } from './helpers/metrics.js';
 import { useStack } from './helpers/stack.js';
 import { TestCloud } from './helpers/test-cloud.js';
 import { untilNoShells } from './helpers/progress.js';
@@ -228,6 +229,7 @@ describe('shell cleanup is verified, not assumed', () => {
       // Closing the exec streams did not end them (moby#9098): 21 shells, 20 of the dead run.
       const left = (await shellsIn(a)).length + (await shellsIn(b)).length;
       assert.equal(left, 21, 'the killed run left its shells');
+      const port = await freePort();
       stack.agent = AgentProcess.start(stack.cloud.url, [
         '--containers',
         `${stack.prefix}-*`,
@@ -235,15 +237,18 @@ describe('shell cleanup is verified, not assumed', () => {
         '2',
         '--agent-id',
         agentId,
+        '--metrics-listen',
+        `127.0.0.1:${port}`,
       ]);
       await stack.cloud.waitForAgent();
-      const reported = () =>
-        stack.agent.logLines().find((l) => l.msg === 'ended shells left by an earlier run of this agent');
-      await until(() => Promise.resolve(reported() !== undefined), 'the new run to report what it ended');
-      const report = reported()!;
-      assert.ok(Number(report.found) >= 20, `found ${String(report.found)}`);
-      assert.equal(report.ended, report.found);
-      shellsEnded = Number(report.ended);
+      // The new run ended the orphans before it served: its metrics, up only after that, say how many.
+      const metrics = `http://127.0.0.1:${port}`;
+      await waitForStatus(metrics, '/healthz', 200);
+      const orphans = await scrape(metrics);
+      const ended = orphans.value('termgate_orphan_shells_total', { result: 'ended' });
+      assert.ok(ended >= 20, `ended ${ended}`);
+      assert.equal(orphans.value('termgate_orphan_shells_total', { result: 'failed' }), 0);
+      shellsEnded = ended;
       await until(
         async () => (await shellsIn(a)).length + (await shellsIn(b)).length === 1,
         'only the bystander shell',

@@ -40,7 +40,7 @@ const stack = useStack({
     // connect_pty into another container of the selector (the per-container limit test).
     '--allow-container-switch',
   ],
-  expectCleanDrain: 'no-peers',
+  expectCleanDrain: true,
 });
 
 /** The offer token bucket refills in a second; each test starts with a full one. */

@@ -199,14 +199,14 @@ describe('a browser that does not read', () => {
   });
 
   it('that takes none of its output is closed as slow-consumer after --slow-consumer-timeout', async () => {
+    const ptyConnected = 'termgate_offer_to_pty_connected_seconds_count';
+    const connectedBefore = (await scrape(metricsBase)).value(ptyConnected);
     const stalled = await openStalled(stack.cloud, stack.containers[2]!, 'takes-nothing');
     try {
       await stalled.open;
-      // It reads nothing, so the agent's log says when its shell is there to type into.
-      await until(
-        () => stack.agent.logLines().some((l) => l.session === 'takes-nothing' && l.msg === 'pty connected'),
-        'the shell of the session that takes nothing',
-      );
+      // It reads nothing, so the agent's metrics say when its shell is there to type into: the only
+      // session opened meanwhile has its PTY connected.
+      await scrapeUntil(metricsBase, (m) => assert.equal(m.value(ptyConnected), connectedBefore + 1));
       const started = performance.now();
       stalled.send(JSON.stringify({ type: 'input', data: 'yes slow-consumer-output\n' }));
       const notice = await stack.cloud.waitForDisconnectNotice('takes-nothing', 60_000);
@@ -280,9 +280,12 @@ describe('session churn', () => {
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     try {
       await cloud.waitForAgent();
-      await until(() => log.includes('agent started'), 'the start-up line');
-      const started = log.split('\n').find((l) => l.includes('agent started'))!;
-      assert.equal((JSON.parse(started) as { mallocArenaMax?: string }).mallocArenaMax, '2');
+      // The launcher execs node, so the agent is the launched process itself: its environment says.
+      const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+      assert.ok(
+        environ.includes('MALLOC_ARENA_MAX=2'),
+        `${environ.filter((e) => e.startsWith('MALLOC')).join()}\n${log}`,
+      );
     } finally {
       child.kill('SIGTERM');
       await once(child, 'exit');
@@ -403,12 +406,4 @@ function theilSenSlope(values: number[]): number {
   const sorted = slopes.sort((a, b) => a - b);
   const mid = sorted.length / 2;
   return sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }

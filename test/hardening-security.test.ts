@@ -65,7 +65,7 @@ const stack = useStack({
   name: 'sec',
   containers: 2,
   agentArgs: ['--token', TOKEN, '--log-level', 'trace'],
-  expectCleanDrain: 'exit-0',
+  expectCleanDrain: true,
   beforeAgent: async (s) => {
     // Names close to the allowed ones that the selector must still refuse.
     outsiders = s.track([

@@ -37,8 +37,16 @@ const HOW_TO =
   'termgate ends shells by signalling their processes from the host, so it must run in the host PID ' +
   'namespace (docker run --pid=host, or no PID namespace of its own) and as root';
 
+/** Shells of earlier runs found at start-up, by outcome (what `termgate_orphan_shells_total` shows). */
+export interface OrphanCounts {
+  ended: number;
+  /** Found but still there after the attempt to end them. */
+  failed: number;
+}
+
 export class ShellJanitor {
   readonly #o: ShellJanitorOptions;
+  readonly #orphans: OrphanCounts = { ended: 0, failed: 0 };
   #verified = false;
   #verifying: Promise<void> | undefined;
 
@@ -48,6 +56,11 @@ export class ShellJanitor {
 
   get verified(): boolean {
     return this.#verified;
+  }
+
+  /** Orphan shells found so far (at start-up), ended or not. */
+  get orphans(): Readonly<OrphanCounts> {
+    return this.#orphans;
   }
 
   /**
@@ -106,6 +119,8 @@ export class ShellJanitor {
       ended: outcomes.filter((o) => o.gone).length,
       failures: [...new Set(outcomes.flatMap((o) => o.failures))],
     };
+    this.#orphans.ended += report.ended;
+    this.#orphans.failed += report.found - report.ended;
     if (report.found > 0) {
       const runs = [...new Set(orphans.map((o) => o.instance))];
       this.#o.logger.warn({ ...report, runs }, 'ended shells left by an earlier run of this agent');

@@ -23,13 +23,17 @@ import type { SignalingClient } from '../signaling/SignalingClient.js';
 import { EventLoopDelayWindow, type EventLoopDelaySample } from '../../common/EventLoopDelayWindow.js';
 import { addPoolMetrics } from './pool-metrics.js';
 import { SessionTotals } from './SessionTotals.js';
+import { addShellMetrics } from './shell-metrics.js';
 import { addSignalingLinkMetrics } from './signaling-metrics.js';
+import type { ShellJanitor } from '../containers/ShellJanitor.js';
 
 export interface AgentMetricsOptions {
   registry: SessionRegistry;
   router: SessionRouter;
   pool: WorkerPool;
   signaling: SignalingClient;
+  /** Ends the shells of an earlier run at start-up; its counts are read at scrape time. */
+  janitor: ShellJanitor;
   /** The table handed to the pool's workers (createWorkerStats). */
   workerStats: SharedArrayBuffer;
   /** The host's session limit, exported so a dashboard can show how full the host is. */
@@ -214,6 +218,7 @@ export class AgentMetrics {
       mainDelay: this.#mainDelay,
     });
     this.#unsubscribe.push(addSignalingLinkMetrics(registers, options.signaling));
+    addShellMetrics(registers, options.janitor);
 
     // --- Events: once per offer, session end or link change ---
     const onOffer = (code: string | undefined) => {

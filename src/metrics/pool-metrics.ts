@@ -1,9 +1,9 @@
 /**
  * Metrics of the worker pool and its threads, read at scrape time: sessions per worker, event-loop delay
  * and memory by thread (the main thread's own, and each worker's row of the shared stats table), and
- * Piscina's thread count, utilization and queue.
+ * Piscina's thread count, threads started (a replaced thread counts once more), utilization and queue.
  */
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { EventLoopDelaySample } from '../../common/EventLoopDelayWindow.js';
 import { sampleThreadMemory, type ThreadMemory } from '../../common/thread-memory.js';
 import { rowOffset, WorkerStatSlot, type WorkerStatsTable } from '../../common/protocol/worker-stats.js';
@@ -90,6 +90,17 @@ export function addPoolMetrics(registers: Registry[], o: PoolMetricsSources): vo
     registers,
     collect: () => {
       threads.set(o.pool.threadCount);
+    },
+  });
+  let startedCounted = 0;
+  const started = new Counter({
+    name: 'termgate_pool_threads_started_total',
+    help: 'Worker threads started since the agent started: the pool size, plus one for each thread that replaced one that died.',
+    registers,
+    collect: () => {
+      const now = o.pool.threadsStarted;
+      if (now > startedCounted) started.inc(now - startedCounted);
+      startedCounted = now;
     },
   });
   const utilization = new Gauge({

@@ -1,4 +1,8 @@
-/** Metrics of the signaling link to the cloud: whether it is up, its reconnections and its losses by reason. */
+/**
+ * Metrics of the signaling link to the cloud: whether it is up, its reconnections, its losses by reason,
+ * and the payloads from the cloud the agent refused, by topic and code (ICE has no ack to answer on, so
+ * this is where a refused candidate shows).
+ */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { SignalingClient } from '../signaling/SignalingClient.js';
 
@@ -34,9 +38,17 @@ export function addSignalingLinkMetrics(registers: Registry[], signaling: Signal
     registers,
   });
   for (const reason of [...DISCONNECT_REASONS, 'other']) disconnects.inc({ reason }, 0);
+  const refused = new Counter({
+    name: 'termgate_signaling_payloads_refused_total',
+    help: 'Payloads from the cloud the agent refused (invalid, or for an unknown session), by topic and error code.',
+    labelNames: ['topic', 'code'],
+    registers,
+  });
   const onReconnect = () => reconnects.inc();
   const onDisconnect = (reason: string) =>
     disconnects.inc({ reason: DISCONNECT_REASONS.has(reason) ? reason : 'other' });
-  signaling.on('reconnect', onReconnect).on('disconnect', onDisconnect);
-  return () => signaling.off('reconnect', onReconnect).off('disconnect', onDisconnect);
+  const onRefused = (topic: string, code: string) => refused.inc({ topic, code });
+  signaling.on('reconnect', onReconnect).on('disconnect', onDisconnect).on('bad-payload', onRefused);
+  return () =>
+    signaling.off('reconnect', onReconnect).off('disconnect', onDisconnect).off('bad-payload', onRefused);
 }

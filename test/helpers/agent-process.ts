@@ -13,13 +13,13 @@ export class AgentProcess {
   #log = '';
   readonly #closed: Promise<void>;
 
-  private constructor(args: string[], env: NodeJS.ProcessEnv, unset: string[]) {
+  private constructor(args: string[], env: NodeJS.ProcessEnv, unset: string[], ipc: boolean) {
     // As bin/termgate starts it (glibc arenas; README), unless a test sets it.
     const childEnv: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: '2', ...process.env, ...env };
     for (const name of unset) delete childEnv[name];
     this.child = spawn(process.execPath, [CLI, 'agent', ...args], {
       env: childEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.#log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.#log += d.toString()));
@@ -29,17 +29,27 @@ export class AgentProcess {
   /**
    * Starts `termgate agent` against the cloud at `cloudUrl`, loopback-only ICE, metrics off unless
    * `extraArgs` say otherwise. With `{ metrics: 'default' }` neither the flag nor its environment
-   * variable is given: the agent serves metrics where it does by default.
+   * variable is given: the agent serves metrics where it does by default. With `{ ipc: true }` the agent
+   * gets an IPC channel (what the test-only fault injection takes requests on).
    */
   static start(
     cloudUrl: string,
     extraArgs: string[] = [],
     env: NodeJS.ProcessEnv = {},
-    options: { metrics?: 'off' | 'default' } = {},
+    options: { metrics?: 'off' | 'default'; ipc?: boolean } = {},
   ): AgentProcess {
     const metrics = options.metrics === 'default' ? [] : ['--metrics-listen', 'off'];
     const args = ['--cloud-url', cloudUrl, '--bind-address', '127.0.0.1', ...metrics, ...extraArgs];
-    return new AgentProcess(args, env, options.metrics === 'default' ? ['TERMGATE_METRICS_LISTEN'] : []);
+    const unset = options.metrics === 'default' ? ['TERMGATE_METRICS_LISTEN'] : [];
+    return new AgentProcess(args, env, unset, options.ipc ?? false);
+  }
+
+  /** Sends `message` on the IPC channel and resolves with the agent's next message (its reply). */
+  async request(message: Record<string, unknown>, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+    const reply = once(this.child, 'message', { signal: AbortSignal.timeout(timeoutMs) });
+    this.child.send(message);
+    const [answer] = (await reply) as [Record<string, unknown>];
+    return answer;
   }
 
   get log(): string {

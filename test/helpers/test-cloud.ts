@@ -22,6 +22,8 @@ export class TestCloud {
   readonly disconnects: AgentDisconnectNotice[] = [];
   readonly answersWithoutAck: AnswerMessage[] = [];
   agent: Socket | undefined;
+  /** Why each agent connection ended: socket.io's reason, `client namespace disconnect` when the agent closed it. */
+  readonly #agentLeft = new WeakMap<Socket, string>();
   #correlation = 0;
   /** Handshake auth of every agent connection attempt, to check the token. */
   readonly handshakes: Array<Record<string, unknown>> = [];
@@ -44,6 +46,7 @@ export class TestCloud {
     });
     this.#io.on('connection', (socket) => {
       this.agent = socket;
+      socket.on('disconnect', (reason) => this.#agentLeft.set(socket, reason));
       socket.on('webrtc:ice', (ice: OutboundIceMessage) => this.#iceListeners.get(ice.session_id)?.(ice));
       socket.on('webrtc:disconnect', (notice: AgentDisconnectNotice) => this.disconnects.push(notice));
       socket.on('webrtc:answer', (answer: AnswerMessage) => this.answersWithoutAck.push(answer));
@@ -88,6 +91,23 @@ export class TestCloud {
       await new Promise((r) => setTimeout(r, 25));
     }
     return this.agent;
+  }
+
+  /**
+   * Waits until the last agent connection has ended and returns why, as socket.io tells the server:
+   * `client namespace disconnect` when the agent closed its link (the last step of its drain), `transport
+   * close` when the connection just broke (the process died first).
+   */
+  async waitForAgentGone(timeoutMs = 10_000): Promise<string> {
+    const socket = this.agent;
+    if (!socket) throw new Error('no agent ever connected to the test cloud');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const reason = this.#agentLeft.get(socket);
+      if (reason !== undefined) return reason;
+      if (Date.now() > deadline) throw new Error('the agent connection did not end');
+      await new Promise((r) => setTimeout(r, 25));
+    }
   }
 
   /** Sends `webrtc:offer` with an ack and returns the agent's answer. Adds a correlation_id if absent. */
