@@ -9,7 +9,7 @@ import {
   type Encoding,
   type InboundMessage,
 } from '../../common/protocol/terminal-messages.js';
-import { AGENT_CHECKS_FIRST_MS, withoutCandidates } from './offerer-race.js';
+import { AgentChecksFirst } from './offerer-race.js';
 import { nowMs, Terminal } from './Terminal.js';
 
 type PeerConnection = InstanceType<typeof nodeDataChannel.PeerConnection>;
@@ -47,9 +47,7 @@ export class BenchPeer extends Terminal {
   readonly #encoding: Encoding;
   readonly #pc: PeerConnection;
   readonly #dc: DataChannel;
-  #pending: Array<[string, string]> | undefined = [];
-  /** Our own candidates, held until the answer is applied (see `open`). */
-  #held: Array<[string, string]> | undefined = [];
+  readonly #signals: AgentChecksFirst;
   #ptyWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #failure: string | undefined;
   #closed = false;
@@ -70,11 +68,10 @@ export class BenchPeer extends Terminal {
       iceServers: [],
       bindAddress: '127.0.0.1',
     });
-    this.#pc.onLocalCandidate((candidate, mid) => {
-      const line = candidate.replace(/^a=/, '');
-      if (this.#held) this.#held.push([line, mid]);
-      else signaler.candidate(sessionId, line, mid);
-    });
+    this.#signals = new AgentChecksFirst(this.#pc, (candidate, mid) =>
+      signaler.candidate(sessionId, candidate, mid),
+    );
+    this.#pc.onLocalCandidate((candidate, mid) => this.#signals.ours(candidate.replace(/^a=/, ''), mid));
     this.#pc.onStateChange((state) => {
       this.#history.push(`${state}@${Math.round(nowMs() - this.#born)}`);
       if (state === 'connected') this.timings.connectedAt ??= nowMs();
@@ -92,35 +89,19 @@ export class BenchPeer extends Terminal {
    * anything.
    */
   async open(device: string, timeoutMs: number): Promise<void> {
-    const local = withoutCandidates(await this.#localOffer(timeoutMs));
+    const local = this.#signals.offer(await this.#localOffer(timeoutMs));
     const sdp = this.#setup === 'active' ? local.replace(/a=setup:actpass/g, 'a=setup:active') : local;
     const answer = await this.#signaler.offer(this.sessionId, device, sdp);
     try {
-      this.#pc.setRemoteDescription(withoutCandidates(answer), 'answer');
+      this.#signals.answer(answer);
     } catch (err) {
       throw new SetupLost(this.#describe(err));
     }
-    this.#sendHeldCandidates();
-    setTimeout(() => this.#addAgentCandidates(), AGENT_CHECKS_FIRST_MS).unref();
     try {
       await this.#waitForPty(timeoutMs);
     } catch (err) {
       throw this.#heardFromAgent ? err : new SetupLost(this.#describe(err));
     }
-  }
-
-  /** The agent's candidates, held until now so that its checks come first (offerer-race.ts). */
-  #addAgentCandidates(): void {
-    const pending = this.#pending ?? [];
-    this.#pending = undefined;
-    if (this.#closed) return;
-    for (const [candidate, mid] of pending) this.#addCandidate(candidate, mid);
-  }
-
-  #sendHeldCandidates(): void {
-    const held = this.#held ?? [];
-    this.#held = undefined;
-    for (const [candidate, mid] of held) this.#signaler.candidate(this.sessionId, candidate, mid);
   }
 
   /** What the native peer went through, for a failed setup's report. */
@@ -130,8 +111,7 @@ export class BenchPeer extends Terminal {
   }
 
   addRemoteCandidate(candidate: string, mid: string): void {
-    if (this.#pending) this.#pending.push([candidate, mid]);
-    else this.#addCandidate(candidate, mid);
+    this.#signals.theirs(candidate, mid);
   }
 
   protected write(text: string): void {
@@ -141,6 +121,7 @@ export class BenchPeer extends Terminal {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.#signals.close();
     this.#send({ type: 'close' });
     try {
       this.#dc.close();
@@ -193,14 +174,6 @@ export class BenchPeer extends Terminal {
         },
       };
     });
-  }
-
-  #addCandidate(candidate: string, mid: string): void {
-    try {
-      this.#pc.addRemoteCandidate(candidate, mid);
-    } catch {
-      // A candidate the native side refuses is not fatal.
-    }
   }
 
   #fail(reason: string): void {

@@ -38,7 +38,7 @@ interface OffererPeer {
 /**
  * The signaling order above for one simulated browser: `offer` strips the offer, `ours` holds our
  * candidates until `answer` has been applied, and `theirs` holds the agent's until
- * AGENT_CHECKS_FIRST_MS after that. For the test peers that live in child processes.
+ * AGENT_CHECKS_FIRST_MS after that. For the bench's peers and the test peers in child processes.
  */
 export class AgentChecksFirst {
   readonly #pc: OffererPeer;
@@ -63,7 +63,7 @@ export class AgentChecksFirst {
 
   theirs(candidate: string, mid: string): void {
     if (this.#theirs) this.#theirs.push([candidate, mid]);
-    else this.#pc.addRemoteCandidate(candidate, mid);
+    else this.#addQuietly(candidate, mid);
   }
 
   answer(sdp: string): void {
