@@ -39,6 +39,8 @@ export const ErrorCodes = {
   SLOW_CONSUMER: 'TG_ERR_SLOW_CONSUMER',
   /** A shell's processes could not be seen or ended from the host. */
   SHELL_CLEANUP_FAILED: 'TG_ERR_SHELL_CLEANUP_FAILED',
+  /** `--ice-udp-port`: this worker holds no port of the range (its predecessor's is not free yet). */
+  ICE_PORT_UNAVAILABLE: 'TG_ERR_ICE_PORT_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -55,6 +55,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
       sessionsPerWorker: config.sessionsPerWorker,
       logger,
       workerStats,
+      iceUdpPort: config.iceUdpPort,
     });
     this.registry = new SessionRegistry({
       maxSessions: config.maxSessions,

@@ -32,6 +32,7 @@ async function connect(offerRole: 'actpass' | 'active' | 'passive', answerDelayM
     bindAddress: '127.0.0.1',
     portRangeBegin: undefined,
     portRangeEnd: undefined,
+    iceUdpMux: false,
     maxMessageSize: 65536,
   });
   peers.push(browser, agent);

@@ -79,6 +79,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
       bindAddress: settings.bindAddress,
       portRangeBegin: settings.portRangeBegin,
       portRangeEnd: settings.portRangeEnd,
+      iceUdpMux: settings.iceUdpMux,
       // Advertise more than we accept, so an oversize message reaches us and gets a clear error back
       // instead of failing inside the browser's send().
       maxMessageSize: Math.min(settings.maxMessageBytes * 4, 16 * 1024 * 1024),

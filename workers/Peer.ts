@@ -15,6 +15,8 @@ export interface PeerOptions {
   bindAddress: string | undefined;
   portRangeBegin: number | undefined;
   portRangeEnd: number | undefined;
+  /** libjuice's UDP mux: every peer of this addon copy on the one port of the range. */
+  iceUdpMux: boolean;
   /** Largest message the remote may send; advertised in the answer. */
   maxMessageSize: number;
 }
@@ -41,6 +43,7 @@ export class Peer extends SafeEmitter<PeerEvents> {
       bindAddress: options.bindAddress,
       portRangeBegin: options.portRangeBegin,
       portRangeEnd: options.portRangeEnd,
+      enableIceUdpMux: options.iceUdpMux,
       maxMessageSize: options.maxMessageSize,
     });
     this.#pc.onLocalCandidate((candidate, mid) =>

@@ -12,6 +12,7 @@
 import Docker from 'dockerode';
 import { ErrorCodes } from '../common/errors.js';
 import type { SessionResult, SessionTask } from '../common/protocol/worker-messages.js';
+import { releaseWorkerIcePort, withWorkerIcePort } from './ice-udp-port.js';
 import { cleanupAddon, getAddon } from './native-addon.js';
 import { poolLine, workerLog } from './pool-line.js';
 import { WorkerMetrics } from './WorkerMetrics.js';
@@ -36,7 +37,13 @@ export default async function runSession(task: SessionTask): Promise<SessionResu
   // A dying worker must not create a peer after its addon was cleaned up; the main thread maps the
   // rejection to 'worker-died'.
   if (dying) throw new Error('the worker is ending after a fault');
-  const session = new WorkerSession(task, getAddon(), dockerFor(task.settings.dockerSocket), workerLog);
+  const settings = withWorkerIcePort(task.settings);
+  const session = new WorkerSession(
+    { ...task, settings },
+    getAddon(),
+    dockerFor(settings.dockerSocket),
+    workerLog,
+  );
   live.add(session);
   metrics?.setSessions(live.size);
   try {
@@ -51,6 +58,7 @@ async function drain(): Promise<{ peersClosed: number }> {
   const sessions = [...live];
   await Promise.all(sessions.map((s) => s.close('shutdown')));
   cleanupAddon();
+  releaseWorkerIcePort();
   metrics?.close();
   return { peersClosed: sessions.length };
 }
@@ -65,6 +73,7 @@ async function die(err: unknown): Promise<void> {
   try {
     await Promise.all([...live].map((s) => s.close('worker-died', error)));
     cleanupAddon();
+    releaseWorkerIcePort();
     metrics?.close();
   } finally {
     // In a worker thread, process.exit() ends this thread only.

@@ -46,12 +46,23 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   'shutdown',
 ];
 
+/** What the pool hands every worker thread at start (Piscina's `workerData`). */
+export interface PoolWorkerData {
+  /** The per-worker gauges (worker-stats.ts); absent with metrics off. */
+  workerStats: SharedArrayBuffer | undefined;
+  /** The ICE UDP port slots (ice-port-slots.ts); absent without `--ice-udp-port`. */
+  icePorts: SharedArrayBuffer | undefined;
+  logLevel: string;
+}
+
 /** Settings a worker needs for a session, fixed at agent start. */
 export interface SessionSettings {
   iceServers: string[];
   bindAddress: string | undefined;
   portRangeBegin: number | undefined;
   portRangeEnd: number | undefined;
+  /** Every peer of a worker shares one UDP port (`--ice-udp-port`); the worker sets the port range to it. */
+  iceUdpMux: boolean;
   shell: string[];
   dockerSocket: string;
   maxMessageBytes: number;

@@ -34,6 +34,8 @@ export interface AgentConfig {
   containerLabel: ContainerLabel | undefined;
   workers: number;
   sessionsPerWorker: number;
+  /** `--ice-udp-port`: worker k's peers all share UDP port iceUdpPort + k (common/protocol/ice-port-slots.ts). */
+  iceUdpPort: number | undefined;
   maxSessions: number;
   maxSessionsPerContainer: number;
   offersPerSecond: number;
@@ -72,6 +74,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
   const sessionsPerWorker = v('sessionsPerWorker');
   const capacity = workers * sessionsPerWorker;
   const range = v('portRange');
+  const iceUdpPort = checkedIceUdpPort(v('iceUdpPort'), range, workers);
   const dockerTimeoutMs = v('dockerTimeout');
   const warnings: string[] = [];
   return {
@@ -85,6 +88,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
     containerLabel: label,
     workers,
     sessionsPerWorker,
+    iceUdpPort,
     maxSessions: Math.min(v('maxSessions') ?? capacity, capacity),
     maxSessionsPerContainer: v('maxSessionsPerContainer'),
     offersPerSecond: v('offersPerSecond'),
@@ -98,6 +102,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       bindAddress: v('bindAddress'),
       portRangeBegin: range?.[0],
       portRangeEnd: range?.[1],
+      iceUdpMux: iceUdpPort !== undefined,
       shell: v('shell'),
       dockerSocket: v('dockerSocket'),
       maxMessageBytes: v('maxMessageBytes'),
@@ -111,6 +116,25 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       maxMessagesPerSecond: v('maxMessagesPerSecond'),
     },
   };
+}
+
+/** `--ice-udp-port`: worker k takes PORT+k, so the whole range must be valid; a port range would contradict it. */
+function checkedIceUdpPort(
+  port: number | undefined,
+  range: [number, number] | undefined,
+  workers: number,
+): number | undefined {
+  if (port === undefined) return undefined;
+  if (range) {
+    throw new ConfigError('--ice-udp-port', 'give either --ice-udp-port or --port-range, not both');
+  }
+  if (port + workers - 1 > 65535) {
+    throw new ConfigError(
+      '--ice-udp-port',
+      `${workers} workers need ports ${port}-${port + workers - 1}, past 65535: choose a lower port`,
+    );
+  }
+  return port;
 }
 
 /**

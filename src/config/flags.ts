@@ -17,6 +17,7 @@ import {
   ipAddress,
   listenAddress,
   oneOf,
+  optionalInteger,
   path,
   portRange,
   seconds,
@@ -121,7 +122,7 @@ export const AGENT_FLAGS = {
   maxSessions: spec({
     flag: '--max-sessions <n>',
     env: 'TERMGATE_MAX_SESSIONS',
-    parse: (raw, flag) => (raw === undefined ? undefined : integer(1, 1_000_000)(raw, flag)),
+    parse: optionalInteger(1, 1_000_000),
     defaultText: 'workers × sessions per worker',
     help: 'sessions on this host at once (default: workers × sessions per worker)',
     readme: 'sessions on this host',
@@ -223,6 +224,15 @@ export const AGENT_FLAGS = {
     defaultText: 'OS-chosen',
     help: 'UDP port range for ICE, e.g. 50000-50999',
     readme: 'UDP ports ICE may use',
+  }),
+  iceUdpPort: spec({
+    flag: '--ice-udp-port <port>',
+    env: 'TERMGATE_ICE_UDP_PORT',
+    parse: optionalInteger(1024, 65535),
+    defaultText: 'off',
+    help: 'one UDP port per worker for every session (ICE UDP mux): worker k listens on PORT+k',
+    readme:
+      'ICE UDP mux: every session of worker k shares UDP port PORT+k, so one firewall rule opens PORT…PORT+workers-1 (docs/deploy.md)',
   }),
   maxMessageBytes: spec({
     flag: '--max-message-bytes <n>',

@@ -41,6 +41,12 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): Parser<numb
   };
 }
 
+/** An integer, or undefined when the flag is not given. */
+export function optionalInteger(min: number, max?: number): Parser<number | undefined> {
+  const parse = integer(min, max);
+  return (raw, flag) => (raw === undefined ? undefined : parse(raw, flag));
+}
+
 /** A positive number of seconds, as milliseconds. */
 export const seconds: Parser<number> = (raw, flag) => {
   const value = one(raw, flag);

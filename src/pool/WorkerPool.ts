@@ -18,6 +18,8 @@ import {
   type SessionTask,
 } from '../../common/protocol/worker-messages.js';
 import { WorkerHandle } from './WorkerHandle.js';
+import { createIcePortSlots, releaseIcePortsExcept } from '../../common/protocol/ice-port-slots.js';
+import type { PoolWorkerData } from '../../common/protocol/worker-messages.js';
 
 export interface WorkerPoolOptions {
   workers: number;
@@ -27,6 +29,8 @@ export interface WorkerPoolOptions {
   logLevel?: string;
   /** The per-worker gauges table (common/protocol/worker-stats.ts), handed to every worker; none with metrics off. */
   workerStats?: SharedArrayBuffer | undefined;
+  /** `--ice-udp-port`: the first port; worker k of the pool listens on it + k (ice-port-slots.ts). */
+  iceUdpPort?: number | undefined;
 }
 
 /** What a drain found: the workers that confirmed it, and the peers they still held. */
@@ -59,6 +63,8 @@ export class WorkerPool {
     }
     this.#workers = options.workers;
     this.#logger = options.logger;
+    const icePorts =
+      options.iceUdpPort === undefined ? undefined : createIcePortSlots(options.workers, options.iceUdpPort);
     this.#piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.workers,
@@ -68,7 +74,11 @@ export class WorkerPool {
       concurrentTasksPerWorker: options.sessionsPerWorker,
       // Admission is the registry's job; the queue only bridges the moment a dead worker is replaced.
       maxQueue: options.sessionsPerWorker,
-      workerData: { workerStats: options.workerStats, logLevel: options.logLevel ?? 'info' },
+      workerData: {
+        workerStats: options.workerStats,
+        icePorts,
+        logLevel: options.logLevel ?? 'info',
+      } satisfies PoolWorkerData,
     });
     this.#fromWorkers.unref();
     this.#toWorkers.unref();
@@ -83,9 +93,11 @@ export class WorkerPool {
       this.#threadsStarted++;
       this.#logger.info({ threads: this.threadCount }, 'worker thread started');
     });
-    this.#piscina.on('workerDestroy', () =>
-      this.#logger.info({ threads: this.threadCount }, 'worker thread ended'),
-    );
+    this.#piscina.on('workerDestroy', () => {
+      this.#logger.info({ threads: this.threadCount }, 'worker thread ended');
+      // A thread that died without closing its peers never freed its port; its replacement needs it.
+      if (icePorts) releaseIcePortsExcept(icePorts, new Set(this.#piscina.threads.map((t) => t.threadId)));
+    });
   }
 
   get size(): number {
