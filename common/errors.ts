@@ -39,6 +39,8 @@ export const ErrorCodes = {
   SLOW_CONSUMER: 'TG_ERR_SLOW_CONSUMER',
   /** A shell's processes could not be seen or ended from the host. */
   SHELL_CLEANUP_FAILED: 'TG_ERR_SHELL_CLEANUP_FAILED',
+  /** An `ack` beyond the output sent, or behind an earlier one. */
+  INVALID_ACK: 'TG_ERR_INVALID_ACK',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
