@@ -1,0 +1,64 @@
+/**
+ * Ctrl-C stops a flood (issue 13, point 4). A node-datachannel browser that acks what it takes runs
+ * `yes` and presses Ctrl-C, 20 times: each time the output stops within 100 ms of the keystroke, the
+ * prompt comes back, and no byte was lost (the output's offsets add up to what arrived). The agent keeps
+ * at most its ack window in flight (AckWindow), so what has to drain after the keystroke is bounded.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BrowserPeer, checkSetupRetries } from './helpers/browser-peer.js';
+import { interruptFlood, percentile, type FloodTerminal } from './helpers/interrupt.js';
+import { useStack } from './helpers/stack.js';
+
+const REPETITIONS = 20;
+/** Output let through before each Ctrl-C: enough to fill every buffer on the path several times. */
+const FLOOD_BYTES = 2 * 1024 * 1024;
+const STOP_BOUND_MS = 100;
+
+const stack = useStack({ name: 'intr', containers: 1, agentArgs: ['--idle-timeout', '600'] });
+
+function peerTerminal(browser: BrowserPeer): FloodTerminal {
+  return {
+    type: (text) => browser.type(text),
+    received: () => browser.outputBytes,
+    lastOutputAt: () => browser.lastOutputAt,
+    shows: (text) => browser.tail().includes(text),
+  };
+}
+
+describe('Ctrl-C under a flood', () => {
+  for (const encoding of ['msgpack', 'json'] as const) {
+    it(`${encoding}: ${REPETITIONS} times \`yes\` + Ctrl-C, each stopped within ${STOP_BOUND_MS} ms, the prompt back, nothing lost`, async () => {
+      const browser = await BrowserPeer.open(stack.cloud, {
+        device: stack.containers[0]!,
+        encoding,
+        ack: true,
+      });
+      try {
+        const stops: number[] = [];
+        let cleared = 0;
+        for (let rep = 0; rep < REPETITIONS; rep++) {
+          const { stopMs, afterBytes } = await interruptFlood(peerTerminal(browser), FLOOD_BYTES, `r${rep}`);
+          stops.push(stopMs);
+          console.log(
+            `# ${encoding} rep ${rep}: stopped in ${stopMs.toFixed(1)} ms, ${afterBytes} bytes after Ctrl-C`,
+          );
+          // Nothing lost: every byte the agent counted (the last offset) arrived.
+          assert.equal(cleared + browser.outputBytes, browser.lastOffset, 'bytes received = bytes sent');
+          cleared += browser.outputBytes;
+          browser.clearOutput();
+        }
+        console.log(
+          `# ${encoding}: stop p50 ${percentile(stops, 50).toFixed(1)} ms, p99 ${percentile(stops, 99).toFixed(1)} ms, ` +
+            `max ${Math.max(...stops).toFixed(1)} ms`,
+        );
+        for (const [rep, ms] of stops.entries())
+          assert.ok(ms <= STOP_BOUND_MS, `rep ${rep} stopped in ${ms.toFixed(1)} ms`);
+      } finally {
+        browser.close();
+      }
+    });
+  }
+
+  it('ends: setup retries within their rate', () => checkSetupRetries());
+});
