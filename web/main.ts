@@ -126,7 +126,7 @@ function connect(): void {
       if (state === 'connected') term.focus();
       if (state === 'disconnected') term.write(`\r\n\x1b[2m[termgate] disconnected: ${detail}\x1b[0m\r\n`);
     },
-    onOutput: (data) => term.write(data),
+    onOutput: (data, consumed) => term.write(data, consumed),
     onNotice: (text) => term.write(`\r\n\x1b[31m[termgate] ${text}\x1b[0m\r\n`),
   });
   session = current;
