@@ -18,10 +18,15 @@ const STOP_BOUND_MS = 100;
 const stack = useStack({ name: 'intr', containers: 1, agentArgs: ['--idle-timeout', '600'] });
 
 function peerTerminal(browser: BrowserPeer): FloodTerminal {
+  let inputAt = 0;
   return {
-    type: (text) => browser.type(text),
+    type: (text) => {
+      inputAt = performance.now();
+      browser.type(text);
+    },
     received: () => browser.outputBytes,
     lastOutputAt: () => browser.lastOutputAt,
+    lastInputAt: () => inputAt,
     shows: (text) => browser.tail().includes(text),
   };
 }

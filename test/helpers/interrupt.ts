@@ -1,7 +1,8 @@
 /**
  * One Ctrl-C under a flood, as a person does it: start `yes` in the shell, let output stream until the
  * whole path is full, press Ctrl-C, and time from the keystroke to the last output byte (the flood's
- * tail and the prompt after it). The end is found by quiet: no output for `QUIET_MS`. Then the shell
+ * tail and the prompt after it), both on the terminal's own clock. The end is found by quiet: no output
+ * for `QUIET_MS`. Then the shell
  * must answer a command, which says the prompt is back. Waits are bounded by progress, not by a total.
  */
 import { untilProgress } from './progress.js';
@@ -18,8 +19,10 @@ export interface FloodTerminal {
   type(text: string): void | Promise<void>;
   /** Output bytes (or characters) received so far; any growth counts. */
   received(): number | Promise<number>;
-  /** `performance.now()` of the last output received, on the caller's clock. */
+  /** When the last output was received (or shown), on the terminal's clock. */
   lastOutputAt(): number | Promise<number>;
+  /** When the last input was sent, on the same clock. */
+  lastInputAt(): number | Promise<number>;
   /** Whether `text` is on the screen (or in the recent output). */
   shows(text: string): boolean | Promise<boolean>;
 }
@@ -48,20 +51,20 @@ export async function interruptFlood(
     pollMs: 20,
   });
   const atCtrlC = await term.received();
-  const sentAt = performance.now();
   await term.type(CTRL_C);
-  let quiet = false;
+  let movedAt = performance.now();
   await untilProgress({
     what: 'the end of the flood after Ctrl-C',
     stallMs: STALL_MS,
-    progress: async () => (now = await term.received()),
-    done: () => quiet,
-    poll: async () => {
-      quiet = performance.now() - (await term.lastOutputAt()) > QUIET_MS;
+    progress: async () => {
+      const next = await term.received();
+      if (next !== now) movedAt = performance.now();
+      return (now = next);
     },
+    done: () => performance.now() - movedAt > QUIET_MS,
     pollMs: 50,
   });
-  const stopMs = (await term.lastOutputAt()) - sentAt;
+  const stopMs = (await term.lastOutputAt()) - (await term.lastInputAt());
   const afterBytes = (await term.received()) - atCtrlC;
   await term.type(`echo ${tag}-$((40+2))\n`);
   let back = false;
