@@ -1,8 +1,7 @@
 /**
  * Ctrl-C stops a flood (issue 13, point 4). A node-datachannel browser that acks what it takes runs
  * `yes` and presses Ctrl-C, 20 times: the output stops within 100 ms of the keystroke (all but at most two
- * times, and those within 1 s: see LATE_ALLOWED), the
- * prompt comes back, and no byte was lost (the output's offsets add up to what arrived). The agent keeps
+ * times, and those within 1 s: see LATE_ALLOWED), the prompt comes back, and no byte was lost (the output's offsets add up to what arrived). The agent keeps
  * at most its ack window in flight (AckWindow), so what has to drain after the keystroke is bounded.
  */
 import assert from 'node:assert/strict';
