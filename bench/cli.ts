@@ -85,6 +85,8 @@ async function main(argv: string[]): Promise<void> {
     .option('--steps <list>', 'capacity: session counts to ramp through (100,250,500,1000)', list)
     .option('--window <s>', 'capacity: seconds of idle sampling per step (7)', positive)
     .option('--duration <s>', 'soak: seconds of open/close cycling per side (150)', positive)
+    .option('--floods <n>', 'interrupt: floods interrupted with Ctrl-C per side (20)', positive)
+    .option('--flood-bytes <n>', 'interrupt: output let through before each Ctrl-C (4194304)', positive)
     .showHelpAfterError();
   program.parse(argv);
   const scenarioArg = program.args[0]!;

@@ -3,12 +3,13 @@ import type { CommonOptions } from './harness.js';
 import type { BenchReport } from './report.js';
 import { browserDefaults, browserQuick, runBrowser } from './scenarios/browser.js';
 import { capacityDefaults, capacityQuick, runCapacity } from './scenarios/capacity.js';
+import { interruptDefaults, interruptQuick, runInterrupt } from './scenarios/interrupt.js';
 import { echoDefaults, echoQuick, runEcho } from './scenarios/echo.js';
 import { runSetup, setupDefaults, setupQuick } from './scenarios/setup.js';
 import { runSoak, soakDefaults, soakQuick } from './scenarios/soak.js';
 import { runThroughput, throughputDefaults, throughputQuick } from './scenarios/throughput.js';
 
-export const SCENARIOS = ['setup', 'echo', 'throughput', 'capacity', 'soak', 'browser'] as const;
+export const SCENARIOS = ['setup', 'echo', 'throughput', 'capacity', 'soak', 'browser', 'interrupt'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Scenario sizes; any left out takes the scenario's default (or quick) value. */
@@ -26,6 +27,8 @@ export interface ScenarioSizes {
   steps?: number[];
   window?: number;
   duration?: number;
+  floods?: number;
+  floodBytes?: number;
 }
 
 /** Runs one scenario with the flags given; omitted sizes take the scenario's defaults (or quick sizes). */
@@ -90,6 +93,14 @@ export async function runScenario(
         ...common,
         sessions: f.sessions ?? d.sessions,
         containers: f.containers ?? d.containers,
+      });
+    }
+    case 'interrupt': {
+      const d = pick(interruptDefaults, interruptQuick);
+      return runInterrupt({
+        ...common,
+        floods: f.floods ?? d.floods,
+        floodBytes: f.floodBytes ?? d.floodBytes,
       });
     }
     default:

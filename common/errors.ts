@@ -41,6 +41,8 @@ export const ErrorCodes = {
   SHELL_CLEANUP_FAILED: 'TG_ERR_SHELL_CLEANUP_FAILED',
   /** `--ice-udp-port`: this worker holds no port of the range (its predecessor's is not free yet). */
   ICE_PORT_UNAVAILABLE: 'TG_ERR_ICE_PORT_UNAVAILABLE',
+  /** An `ack` beyond the output sent, or behind an earlier one. */
+  INVALID_ACK: 'TG_ERR_INVALID_ACK',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -23,6 +23,7 @@ import {
   SEQUENTIAL_SPREAD_MS,
   SETUP_CPU_TARGET,
 } from '../bench/scenarios/setup.js';
+import { INTERRUPT_BOUND_MS } from '../bench/scenarios/interrupt.js';
 import { CPU_TARGET_MS, MANY_TARGET, ONE_TARGET, throughputQuick } from '../bench/scenarios/throughput.js';
 import { StallError, withProgress } from './helpers/progress.js';
 import { BENCH_RETRY_RATE, checkRetryRate } from './helpers/retry-rate.js';
@@ -42,6 +43,7 @@ const POSITIVE: Record<Scenario, RegExp[]> = {
   capacity: [/: RSS$/, /: open fds$/],
   soak: [/^cycle/, /^RSS warm base$/, /^open fds base$/],
   browser: [/^Chromium offer→pty_connected/],
+  interrupt: [/^Ctrl-C to last output byte/],
 };
 
 /**
@@ -132,6 +134,14 @@ const MET: Record<Scenario, MetRule[]> = {
       met: (r, rows) => spreadMet(r, termgateOf(rows, `${BROWSER_READY} p50`)),
     },
     { pattern: /^failed setups$/, met: (r) => r.termgate === 0, required: true },
+  ],
+  interrupt: [
+    { pattern: /^Ctrl-C to last output byte p99$/, met: (r) => r.termgate <= INTERRUPT_BOUND_MS },
+    {
+      pattern: /^floods interrupted$/,
+      met: (r) => r.termgate === Number(r.target) && r.baseline === Number(r.target),
+      required: true,
+    },
   ],
 };
 

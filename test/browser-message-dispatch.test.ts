@@ -1,7 +1,7 @@
 /** dispatchBrowserMessage (workers/browser-message-dispatch.ts): where each browser message goes, in order. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { InboundMessage } from '../common/protocol/terminal-messages.js';
+import type { SessionMessage } from '../common/protocol/terminal-messages.js';
 import { dispatchBrowserMessage, type BrowserMessageTargets } from '../workers/browser-message-dispatch.js';
 
 /** Targets that write down what they were asked, in order. */
@@ -25,7 +25,7 @@ function recordingTargets(): { calls: string[]; targets: BrowserMessageTargets }
 describe('dispatchBrowserMessage', () => {
   it('sends each message to its target, in the order they came', () => {
     const { calls, targets } = recordingTargets();
-    const messages: InboundMessage[] = [
+    const messages: SessionMessage[] = [
       { type: 'input', data: 'ls\r' },
       { type: 'resize', cols: 120, rows: 40 },
       { type: 'input', data: 'stty size\r' },

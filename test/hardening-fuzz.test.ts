@@ -326,6 +326,13 @@ describe('fuzzing', () => {
         ['{"type":"input","data":5}', invalid],
         ['{"type":"connect_pty"}', invalid],
         ['{"type":"connect_pty","container":""}', invalid],
+        ['{"type":"ack"}', invalid],
+        ['{"type":"ack","offset":-1}', invalid],
+        ['{"type":"ack","offset":"0"}', invalid],
+        ['{"type":"ack","offset":0.5}', invalid],
+        ['{"type":"ack","offset":0}', 'none'], // valid: flow control on, no reply
+        ['{"type":"ack","offset":1e15}', ErrorCodes.INVALID_ACK], // beyond the output sent
+        [packr.pack({ type: 'ack', offset: 2 ** 40 }), ErrorCodes.INVALID_ACK],
         [JSON.stringify({ type: 'ping', pad: 'p'.repeat(MAX_MESSAGE_BYTES) }), tooLarge],
         [Buffer.from([0xc1]), invalid], // a byte msgpack never uses
         [packr.pack('ping'), invalid],
@@ -352,7 +359,7 @@ describe('fuzzing', () => {
       const shaped = fc.record(
         {
           type: fc.oneof(
-            fc.constantFrom('input', 'resize', 'ping', 'close', 'connect_pty', 'output', 'pong'),
+            fc.constantFrom('input', 'resize', 'ping', 'close', 'connect_pty', 'ack', 'output', 'pong'),
             text,
             junk,
           ),
@@ -360,6 +367,7 @@ describe('fuzzing', () => {
           cols: dims,
           rows: dims,
           container: junk,
+          offset: dims,
         },
         { requiredKeys: [] },
       );
@@ -384,8 +392,10 @@ describe('fuzzing', () => {
         let code = '';
         try {
           const { message: m } = decodeInbound(raw, MAX_MESSAGE_BYTES);
-          // Valid messages that would end the session, type into the shell or move it are not fuzz.
-          if (m.type === 'close' || m.type === 'input' || m.type === 'connect_pty') continue;
+          // Valid messages that would end the session, type into the shell or move it are not fuzz; nor
+          // are well-formed acks, whose answer depends on the output in flight (the table has them).
+          if (m.type === 'close' || m.type === 'input' || m.type === 'connect_pty' || m.type === 'ack')
+            continue;
           expect = m.type === 'ping' ? 'pong' : 'none';
         } catch (err) {
           expect = 'error';

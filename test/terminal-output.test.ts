@@ -2,7 +2,8 @@
  * The output path on its own: `output` frames built straight from the PTY's bytes are the very bytes
  * the protocol module gives (msgpack) and the same JSON text, and TerminalChannel sends a PTY's reads
  * byte-exact in msgpack and as whole UTF-8 characters in JSON, however the reads cut them, one native
- * send per piece. The channel is a recording stand-in for node-datachannel's DataChannel.
+ * send per piece, each `output` with its offset; the ack window holds output for a browser that acks and
+ * refuses a bad ack with a code. The channel is a recording stand-in for node-datachannel's DataChannel.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -15,6 +16,7 @@ import {
   type Encoding,
 } from '../common/protocol/terminal-messages.js';
 import type { DataChannel } from '../workers/native-addon.js';
+import { AckPacer } from '../common/AckPacer.js';
 import { jsonOutputText, msgpackOutputFrame } from '../workers/output-frames.js';
 import { TerminalChannel } from '../workers/TerminalChannel.js';
 
@@ -64,6 +66,7 @@ function channel(encoding: Encoding): { dc: RecordingChannel; tc: TerminalChanne
       highWaterMark: 1 << 20,
       lowWaterMark: 1 << 18,
       maxMessagesPerSecond: 1000,
+      ackWindowBytes: 256 * 1024,
     },
     stats,
   );
@@ -97,33 +100,40 @@ function cut(bytes: Buffer, at: number[]): Buffer[] {
 }
 
 describe('output frames', () => {
-  it('msgpack: the same bytes the protocol module encodes, at every length class', () => {
+  it('msgpack: the same bytes the protocol module encodes, at every length and offset class', () => {
+    const offsets = [0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER];
     for (const length of [0, 1, 255, 256, 65535, 65536, 70000]) {
       const data = Buffer.alloc(length, 0x5a);
-      const expected = encodeOutbound({ type: 'output', data }, 'msgpack') as Buffer;
-      assert.deepEqual(msgpackOutputFrame(data), expected, `${length} bytes`);
+      for (const offset of offsets) {
+        const expected = encodeOutbound({ type: 'output', data, offset }, 'msgpack') as Buffer;
+        assert.deepEqual(msgpackOutputFrame(data, offset), expected, `${length} bytes at ${offset}`);
+      }
     }
   });
 
   it('msgpack: a frame is reused, so it holds only the last message (the addon copies at send)', () => {
-    const first = msgpackOutputFrame(Buffer.from('first'));
+    const first = msgpackOutputFrame(Buffer.from('first'), 5);
     const copy = Buffer.from(first);
-    msgpackOutputFrame(Buffer.from('other'));
+    msgpackOutputFrame(Buffer.from('other'), 10);
     assert.notDeepEqual(first, copy, 'the next call writes over the same memory');
-    assert.equal(first.buffer, msgpackOutputFrame(Buffer.from('x')).buffer);
+    assert.equal(first.buffer, msgpackOutputFrame(Buffer.from('x'), 11).buffer);
   });
 
   it('JSON: the text the protocol module encodes, for any whole UTF-8 text', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), (text) => {
         const data = Buffer.from(text, 'utf8');
-        assert.equal(jsonOutputText(data), encodeOutbound({ type: 'output', data: text }, 'json'));
+        const offset = data.length + 7;
+        assert.equal(
+          jsonOutputText(data, offset),
+          encodeOutbound({ type: 'output', data: text, offset }, 'json'),
+        );
       }),
     );
     const controls = Buffer.from([0, 7, 8, 9, 10, 13, 27, 0x22, 0x5c, 0x7f]);
     assert.equal(
-      jsonOutputText(controls),
-      encodeOutbound({ type: 'output', data: controls.toString('utf8') }, 'json'),
+      jsonOutputText(controls, 10),
+      encodeOutbound({ type: 'output', data: controls.toString('utf8'), offset: 10 }, 'json'),
     );
   });
 });
@@ -185,5 +195,105 @@ describe('TerminalChannel output', () => {
       dc.sent.map((m) => (decodeOutbound(m) as { data: string }).data),
       ['a', '€b'],
     );
+    // The bytes held back count in the message that carries them.
+    assert.deepEqual(
+      dc.sent.map((m) => (decodeOutbound(m) as { offset: number }).offset),
+      [1, 5],
+    );
+  });
+
+  it('every output carries the raw bytes sent through its end, in either encoding', () => {
+    for (const encoding of ['json', 'msgpack'] as const) {
+      fc.assert(
+        fc.property(
+          fc.string({ unit: 'grapheme', maxLength: 3 * CHUNK }),
+          fc.array(fc.nat(), { maxLength: 8 }),
+          (text, at) => {
+            const { dc, tc } = channel(encoding);
+            const data = Buffer.from(text, 'utf8');
+            for (const read of cut(data, at)) tc.sendOutput(read);
+            let through = 0;
+            for (const raw of dc.sent) {
+              const message = decodeOutbound(raw) as { data: string | Uint8Array; offset: number };
+              through +=
+                typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.length;
+              assert.equal(message.offset, through);
+            }
+            assert.equal(through, data.length);
+          },
+        ),
+        { numRuns: 100 },
+      );
+    }
+  });
+});
+
+describe('TerminalChannel ack window', () => {
+  const WINDOW = 256 * 1024;
+  const errors = (sent: Array<string | Buffer>) =>
+    sent.map((raw) => decodeOutbound(raw)).filter((m) => m.type === 'error');
+
+  it('a browser that never acks is never held by the window', () => {
+    const { tc } = channel('msgpack');
+    tc.sendOutput(Buffer.alloc(4 * WINDOW, 0x41));
+    assert.equal(tc.congested, false);
+  });
+
+  it('once the browser acks, a full window congests the channel and an ack that opens it drains it', () => {
+    const { dc, tc } = channel('json');
+    let drains = 0;
+    tc.on('drain', () => drains++);
+    dc.receive(JSON.stringify({ type: 'ack', offset: 0 }));
+    tc.sendOutput(Buffer.alloc(WINDOW - 1, 0x41));
+    assert.equal(tc.congested, false, 'one byte short of the window');
+    tc.sendOutput(Buffer.from('b'));
+    assert.equal(tc.congested, true);
+    dc.receive(JSON.stringify({ type: 'ack', offset: 1000 }));
+    assert.equal(tc.congested, false);
+    assert.equal(drains, 1);
+    dc.receive(JSON.stringify({ type: 'ack', offset: 2000 }));
+    assert.equal(drains, 1, 'an ack into a window that was not full changes nothing');
+    assert.deepEqual(errors(dc.sent), []);
+  });
+
+  it('refuses an ack beyond what was sent or going back, with a code, and keeps the window', () => {
+    const { dc, tc } = channel('msgpack');
+    tc.sendOutput(Buffer.alloc(WINDOW + 10, 0x41));
+    dc.receive(encodeInbound({ type: 'ack', offset: 500 }, 'msgpack'));
+    assert.equal(tc.congested, false, 'only 256 KiB - 490 bytes unacknowledged');
+    for (const offset of [WINDOW + 11, 499]) dc.receive(encodeInbound({ type: 'ack', offset }, 'msgpack'));
+    const refused = errors(dc.sent);
+    assert.deepEqual(
+      refused.map((m) => (m as { code: string }).code),
+      ['TG_ERR_INVALID_ACK', 'TG_ERR_INVALID_ACK'],
+    );
+    tc.sendOutput(Buffer.alloc(490, 0x41));
+    assert.equal(tc.congested, true, 'the refused acks left the acknowledged offset at 500');
+  });
+
+  it('refuses a malformed ack at the edge', () => {
+    const { dc } = channel('json');
+    for (const offset of [-1, 1.5, '12', null, 2 ** 53]) dc.receive(JSON.stringify({ type: 'ack', offset }));
+    dc.receive(JSON.stringify({ type: 'ack' }));
+    assert.deepEqual(
+      errors(dc.sent).map((m) => (m as { code: string }).code),
+      Array(6).fill('TG_ERR_INVALID_MESSAGE'),
+    );
+  });
+});
+
+describe('AckPacer', () => {
+  it('acks every 32 KiB consumed, and the rest once output is quiet', async () => {
+    const acks: number[] = [];
+    const pacer = new AckPacer((offset) => acks.push(offset));
+    for (let offset = 4096; offset <= 100 * 1024; offset += 4096) pacer.consumed(offset);
+    assert.deepEqual(acks, [32 * 1024, 64 * 1024, 96 * 1024]);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.deepEqual(acks, [32 * 1024, 64 * 1024, 96 * 1024, 100 * 1024]);
+    pacer.consumed(100 * 1024 + 1);
+    pacer.close();
+    pacer.close();
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(acks.length, 4, 'nothing after close');
   });
 });

@@ -11,6 +11,7 @@ import type {
   CloudToBrowserEvents,
   IceMessage,
 } from '../common/protocol/signaling.js';
+import { AckPacer } from '../common/AckPacer.js';
 import type { InboundMessage, OutboundMessage } from '../common/protocol/terminal-messages.js';
 
 export type Encoding = 'msgpack' | 'json';
@@ -24,7 +25,11 @@ export interface TerminalSessionOptions {
   cols: number;
   rows: number;
   onState: (state: PageSessionState, detail: string) => void;
-  onOutput: (data: string | Uint8Array) => void;
+  /**
+   * Output for the terminal; `consumed` is to be called once the terminal has processed it (xterm's
+   * write callback), so the agent's flow-control window covers the terminal's write queue too.
+   */
+  onOutput: (data: string | Uint8Array, consumed: () => void) => void;
   onNotice: (text: string) => void;
 }
 
@@ -51,6 +56,8 @@ export class TerminalSession {
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #lastPong = Date.now();
+  /** Acks what the terminal has processed; an agent without `offset` on its output gets none. */
+  readonly #acks = new AckPacer((offset) => this.#send({ type: 'ack', offset }));
 
   constructor(opts: TerminalSessionOptions) {
     this.#opts = opts;
@@ -119,6 +126,7 @@ export class TerminalSession {
     else await this.#pc.addIceCandidate(init).catch(() => undefined);
   }
 
+  /** Keystrokes go out at once, never behind output (the channel's two directions are independent). */
   sendInput(data: string): void {
     this.#send({ type: 'input', data });
   }
@@ -136,6 +144,7 @@ export class TerminalSession {
     if (this.#state === 'disconnected') return;
     clearTimeout(this.#connectTimer);
     clearInterval(this.#pingTimer);
+    this.#acks.close();
     this.#send({ type: 'close' });
     if (!fromCloud) this.#opts.socket.emit('webrtc:disconnect', { session_id: this.id });
     this.#channel.onclose = null;
@@ -155,9 +164,11 @@ export class TerminalSession {
       return;
     }
     switch (msg.type) {
-      case 'output':
-        this.#opts.onOutput(msg.data);
+      case 'output': {
+        const { offset } = msg;
+        this.#opts.onOutput(msg.data, () => offset !== undefined && this.#acks.consumed(offset));
         break;
+      }
       case 'ready':
         break;
       case 'pty_connected':

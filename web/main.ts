@@ -101,6 +101,19 @@ async function loadDevices(): Promise<void> {
   if (devices.some((d) => d.name === previous)) deviceSelect.value = previous;
 }
 
+/** Figures for tests and the bench, on the page's clock: output shown by the terminal, and when. */
+const figures = { outputBytes: 0, lastReceivedAt: 0, lastShownAt: 0, lastKeyAt: 0, outputBytesAtKey: 0 };
+
+/** Output to the terminal; acked (`consumed`) once xterm.js has processed it, so its queue stays bounded. */
+function show(data: string | Uint8Array, consumed: () => void): void {
+  figures.lastReceivedAt = performance.now();
+  term.write(data, () => {
+    figures.outputBytes += data.length;
+    figures.lastShownAt = performance.now();
+    consumed();
+  });
+}
+
 function connect(): void {
   const deviceId = deviceSelect.value;
   session?.close('replaced');
@@ -126,7 +139,7 @@ function connect(): void {
       if (state === 'connected') term.focus();
       if (state === 'disconnected') term.write(`\r\n\x1b[2m[termgate] disconnected: ${detail}\x1b[0m\r\n`);
     },
-    onOutput: (data) => term.write(data),
+    onOutput: show,
     onNotice: (text) => term.write(`\r\n\x1b[31m[termgate] ${text}\x1b[0m\r\n`),
   });
   session = current;
@@ -150,6 +163,11 @@ socket.on('connect_error', (err: Error) => {
 });
 
 term.onData((data) => session?.sendInput(data));
+// A key, not the terminal's own replies (the shell's cursor-position queries also come out of onData).
+term.onKey(() => {
+  figures.lastKeyAt = performance.now();
+  figures.outputBytesAtKey = figures.outputBytes;
+});
 term.onResize(({ cols, rows }) => session?.resize(cols, rows));
 
 let fitPending = false;
@@ -172,6 +190,7 @@ addEventListener('pagehide', () => session?.close('tab closed'));
 Object.assign(window, {
   termgate: {
     term,
+    figures,
     get state(): string {
       return stateLabel.dataset.state ?? 'idle';
     },

@@ -11,8 +11,8 @@ import type { ErrorData } from '../common/errors.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
 import {
   TERMINAL_CHANNEL_LABEL,
-  type InboundMessage,
   type OutboundMessage,
+  type SessionMessage,
 } from '../common/protocol/terminal-messages.js';
 import type { IceCandidate, SessionSettings } from '../common/protocol/worker-messages.js';
 import { MediaSections } from './media-sections.js';
@@ -50,8 +50,8 @@ export interface BrowserLinkEvents {
   'peer-state': [state: 'connecting' | 'connected' | 'disconnected'];
   /** The channel is open and `ready` went out; held messages followed it. */
   ready: [];
-  message: [message: InboundMessage];
-  /** The channel's send buffer fell below the low-water mark. */
+  message: [message: SessionMessage];
+  /** The channel's send buffer fell below the low-water mark, or the browser's ack opened its window. */
   drain: [];
   /** A handler on the channel threw (caught there); the browser got TG_ERR_INTERNAL. */
   fault: [error: ErrorData];

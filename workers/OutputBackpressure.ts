@@ -12,7 +12,7 @@ import { SlowConsumerWatch } from './SlowConsumerWatch.js';
 /** Where output goes: the browser's side (BrowserLink). */
 export interface OutputSink {
   sendOutput(chunk: Buffer): void;
-  /** True while the send buffer is past the high-water mark. */
+  /** True while the send buffer is past the high-water mark (or an acking browser's window is full). */
   readonly congested: boolean;
 }
 
@@ -68,8 +68,12 @@ export class OutputBackpressure {
     }
   }
 
-  /** The send buffer fell below the low-water mark: the PTY is read again. */
+  /**
+   * The send buffer fell below the low-water mark, or an ack opened the window: the PTY is read again,
+   * unless the other of the two still holds it.
+   */
   drained(): void {
+    if (this.#sink?.congested) return;
     this.#watch.drained();
     this.#producer.resume();
   }

@@ -4,7 +4,7 @@
  * UTF-8 characters in JSON mode, and reports congestion so the PTY can be paused.
  *
  * What a browser can make the agent hold is bounded in bytes: output pauses the PTY past the high-water
- * mark, and replies (pong, error), which a browser can provoke at its message rate, are dropped while the
+ * mark (and, for a browser that acks, past the ack window: AckWindow), and replies (pong, error), which a browser can provoke at its message rate, are dropped while the
  * send buffer is past that mark. Only messages the channel accepts refresh the session's idle clock.
  */
 import { ErrorCodes, TermgateError, toErrorData, type ErrorData } from '../common/errors.js';
@@ -12,12 +12,13 @@ import {
   decodeInbound,
   encodeOutbound,
   type Encoding,
-  type InboundMessage,
   type OutboundMessage,
+  type SessionMessage,
 } from '../common/protocol/terminal-messages.js';
 import { StatSlot } from '../common/protocol/session-stats.js';
 import { RateLimiter } from '../common/RateLimiter.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
+import { AckWindow } from './AckWindow.js';
 import type { DataChannel } from './native-addon.js';
 import { jsonOutputText, msgpackOutputFrame } from './output-frames.js';
 import { completeUtf8Length, utf8CutBefore } from './utf8.js';
@@ -32,14 +33,16 @@ export interface TerminalChannelOptions {
   lowWaterMark: number;
   /** Messages the browser may send per second; past it messages are dropped with one error. */
   maxMessagesPerSecond: number;
+  /** Unacknowledged output bytes a browser that acks may have in flight (AckWindow). */
+  ackWindowBytes: number;
 }
 
 export interface TerminalChannelEvents {
   open: [];
-  message: [message: InboundMessage];
+  message: [message: SessionMessage];
   /** Handling a message threw (a bug, caught here); the browser got TG_ERR_INTERNAL. */
   fault: [error: ErrorData];
-  /** The buffered amount fell below the low-water mark. */
+  /** The buffered amount fell below the low-water mark, or an ack opened the window: output may flow. */
   drain: [];
   close: [];
 }
@@ -52,6 +55,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   #encoding: Encoding = 'json';
   /** Bytes of an incomplete UTF-8 character held back from the last output chunk (JSON mode). */
   #carry: Buffer | undefined;
+  readonly #window: AckWindow;
   #closed = false;
   readonly #limiter: RateLimiter;
   /** When the browser was last told it is over the rate; within a second, refusals are silent. */
@@ -63,6 +67,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     this.#options = options;
     this.#stats = stats;
     this.#limiter = new RateLimiter(options.maxMessagesPerSecond);
+    this.#window = new AckWindow(options.ackWindowBytes);
     dc.setBufferedAmountLowThreshold(options.lowWaterMark);
     dc.onOpen(() => this.safeEmit('open'));
     dc.onClosed(() => this.#onRemoteClose());
@@ -79,9 +84,12 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     return this.#encoding;
   }
 
-  /** True while more than the high-water mark waits in the channel's send buffer. */
+  /**
+   * True while more than the high-water mark waits in the channel's send buffer, or the browser acks and
+   * its window of unacknowledged output is full.
+   */
   get congested(): boolean {
-    return this.isOpen && this.#dc.bufferedAmount() > this.#options.highWaterMark;
+    return this.isOpen && (this.#window.full || this.#dc.bufferedAmount() > this.#options.highWaterMark);
   }
 
   /** Bytes waiting in the channel's send buffer (0 once it is closed). */
@@ -139,9 +147,10 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
 
   /** One `output` message, encoded straight from the bytes (see output-frames.ts). */
   #sendBytes(piece: Buffer): boolean {
+    const offset = this.#window.advance(piece.length);
     try {
-      if (this.#encoding === 'json') this.#dc.sendMessage(jsonOutputText(piece));
-      else this.#dc.sendMessageBinary(msgpackOutputFrame(piece));
+      if (this.#encoding === 'json') this.#dc.sendMessage(jsonOutputText(piece, offset));
+      else this.#dc.sendMessageBinary(msgpackOutputFrame(piece, offset));
     } catch {
       return false;
     }
@@ -269,11 +278,27 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     // Only an accepted message keeps the session from going idle: refused ones do not buy time.
     this.#stats[StatSlot.lastActivityMs] = Date.now();
     this.#switchEncoding(encoding);
+    if (message.type === 'ack') {
+      this.#ack(message.offset);
+      return;
+    }
     if (message.type === 'input') {
       this.#stats[StatSlot.bytesFromBrowser]! +=
         typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
     }
     this.safeEmit('message', message);
+  }
+
+  /** The browser consumed output through `offset`: a window that opens lets output flow again. */
+  #ack(offset: number): void {
+    const wasFull = this.#window.full;
+    try {
+      this.#window.ack(offset);
+    } catch (err) {
+      this.sendError(toErrorData(err, ErrorCodes.INVALID_ACK));
+      return;
+    }
+    if (wasFull && !this.congested) this.safeEmit('drain');
   }
 
   /** The agent answers in the encoding of the browser's latest message. */

@@ -4,7 +4,7 @@
  * answered, `close` ends the session, `connect_pty` moves the terminal to another container. Messages
  * arrive decoded and validated (TerminalChannel); this only routes them, the session wires the targets.
  */
-import type { InboundMessage } from '../common/protocol/terminal-messages.js';
+import type { SessionMessage } from '../common/protocol/terminal-messages.js';
 import type { PtyAttachment } from './PtyAttachment.js';
 
 /** Where browser messages go. */
@@ -17,7 +17,7 @@ export interface BrowserMessageTargets {
 }
 
 /** Routes one browser message; throws only what a target throws. */
-export function dispatchBrowserMessage(message: InboundMessage, to: BrowserMessageTargets): void {
+export function dispatchBrowserMessage(message: SessionMessage, to: BrowserMessageTargets): void {
   switch (message.type) {
     case 'input':
       to.pty.write(message.data);

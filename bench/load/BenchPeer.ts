@@ -9,6 +9,7 @@ import {
   type Encoding,
   type InboundMessage,
 } from '../../common/protocol/terminal-messages.js';
+import { AckPacer } from '../../common/AckPacer.js';
 import { AgentChecksFirst } from './offerer-race.js';
 import { nowMs, Terminal } from './Terminal.js';
 
@@ -52,6 +53,8 @@ export class BenchPeer extends Terminal {
   #failure: string | undefined;
   #closed = false;
   #heardFromAgent = false;
+  /** Acks what it took, as the browser page does (flow control: workers/AckWindow.ts). */
+  readonly #acks = new AckPacer((offset) => this.#send({ type: 'ack', offset }));
 
   readonly #signaler: Signaler;
   readonly #born = nowMs();
@@ -121,6 +124,7 @@ export class BenchPeer extends Terminal {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.#acks.close();
     this.#signals.close();
     this.#send({ type: 'close' });
     try {
@@ -190,6 +194,7 @@ export class BenchPeer extends Terminal {
         this.push(
           typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data),
         );
+        if (message.offset !== undefined) this.#acks.consumed(message.offset);
         break;
       case 'ready':
         this.timings.readyAt = nowMs();

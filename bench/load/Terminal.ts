@@ -35,6 +35,8 @@ export abstract class Terminal {
   #bytes = 0;
   #waiter: (() => void) | undefined;
   #lastByte = -1;
+  /** When the last output arrived (`performance.now()`). */
+  #lastOutputAt = 0;
   /** The last bytes received, to find a marker split across two chunks. */
   #edge = Buffer.alloc(0);
   #marks: MarkWatch[] = [];
@@ -53,6 +55,7 @@ export abstract class Terminal {
     this.#bytes += chunk.length;
     outputActivity.bytes += chunk.length;
     this.#lastByte = chunk[chunk.length - 1] ?? this.#lastByte;
+    this.#lastOutputAt = performance.now();
     for (const mark of this.#marks) if (mark.at === undefined) this.#find(mark, chunk, offset);
     const d = this.#digest;
     if (d) {
@@ -146,6 +149,30 @@ export abstract class Terminal {
     this.write(char);
     await this.until(() => this.#bytes > seq && this.#lastByte === code, 'a keystroke echo', stallMs);
     return performance.now() - start;
+  }
+
+  /**
+   * Ctrl-C under a flood: `yes` (under `sh -c`, see `bulk`) streams until `floodBytes` arrived, then
+   * Ctrl-C; the end of the flood is found by quiet (no output for `quietMs`). Returns the time from the
+   * keystroke to the last output byte, then checks the prompt is back (a command answers).
+   */
+  async interrupt(floodBytes: number, quietMs = 400, stallMs = 30_000): Promise<number> {
+    await this.run('stty sane', 'FLOODREADY', stallMs);
+    const start = this.#bytes;
+    this.write("sh -c 'yes 0123456789abcdef'\n");
+    await this.until(() => this.#bytes - start >= floodBytes, 'the flood', stallMs);
+    const sentAt = performance.now();
+    this.write('\x03');
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (performance.now() - this.#lastOutputAt <= quietMs) return;
+        clearInterval(timer);
+        resolve();
+      }, 20);
+    });
+    const stopMs = this.#lastOutputAt - sentAt;
+    await this.run('true', 'PROMPTBACK', stallMs);
+    return stopMs;
   }
 
   /**

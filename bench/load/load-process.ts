@@ -15,6 +15,7 @@ import { nowMs, outputActivity, type Terminal } from './Terminal.js';
 import type {
   BulkParams,
   BulkResult,
+  InterruptParams,
   KeystrokesParams,
   LoadStats,
   OpenParams,
@@ -182,6 +183,12 @@ ipc.handle<KeystrokesParams, number[]>('keystrokes', async ({ id, count }) => {
   const t = terminal(id);
   const samples: number[] = [];
   for (let i = 0; i < count; i++) samples.push(await t.keystroke());
+  return samples;
+});
+ipc.handle<InterruptParams, number[]>('interrupts', async ({ id, count, floodBytes }) => {
+  const t = terminal(id);
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) samples.push(await t.interrupt(floodBytes));
   return samples;
 });
 ipc.handle<BulkParams, BulkResult>('bulk', async ({ id, bytes, workload }) => {

@@ -51,6 +51,14 @@ export interface KeystrokesParams {
   count: number;
 }
 
+export interface InterruptParams {
+  id: string;
+  /** Ctrl-Cs, each after a fresh flood. */
+  count: number;
+  /** Output let through before each Ctrl-C. */
+  floodBytes: number;
+}
+
 export interface BulkParams {
   id: string;
   bytes: number;

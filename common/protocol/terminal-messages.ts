@@ -18,6 +18,8 @@ const inboundSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('resize'), cols: dimension, rows: dimension }),
   z.object({ type: z.literal('ping') }),
   z.object({ type: z.literal('close') }),
+  // Flow control (additive): the browser consumed output through `offset` (see `output`'s offset).
+  z.object({ type: z.literal('ack'), offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }),
   z.object({
     type: z.literal('connect_pty'),
     container: containerName,
@@ -29,16 +31,24 @@ const inboundSchema = z.discriminatedUnion('type', [
 /** Browser → agent. */
 export type InboundMessage = z.infer<typeof inboundSchema>;
 
-/** Agent → browser. `data` is a string in JSON mode and raw bytes in msgpack mode. */
+/** What a session acts on: every browser message but `ack`, which the channel's flow control takes. */
+export type SessionMessage = Exclude<InboundMessage, { type: 'ack' }>;
+
+/**
+ * Agent → browser. `data` is a string in JSON mode and raw bytes in msgpack mode. `output`'s `offset`
+ * (additive) counts the session's raw PTY output bytes through the end of this message's data (bytes
+ * held back for a whole UTF-8 character count in the message that carries them); an `ack` of it opts
+ * the browser into flow control.
+ */
 export type OutboundMessage =
-  | { type: 'output'; data: string | Uint8Array }
+  | { type: 'output'; data: string | Uint8Array; offset?: number }
   | { type: 'ready' }
   | { type: 'pong' }
   | { type: 'pty_connected'; container: string }
   | { type: 'pty_disconnected'; reason?: string }
   | { type: 'error'; message: string; code?: ErrorCode };
 
-const KNOWN_TYPES = new Set(['input', 'resize', 'ping', 'close', 'connect_pty']);
+const KNOWN_TYPES = new Set(['input', 'resize', 'ping', 'close', 'connect_pty', 'ack']);
 
 // One packer per thread; `useRecords: false` keeps plain maps that any msgpack decoder in a browser reads.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });

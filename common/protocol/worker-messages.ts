@@ -75,6 +75,8 @@ export interface SessionSettings {
   maxPendingInputBytes: number;
   /** Data channel messages one session may send per second (token bucket, bursts of one second). */
   maxMessagesPerSecond: number;
+  /** Unacknowledged output bytes in flight to a browser that acks; past it the PTY is paused. */
+  ackWindowBytes: number;
   /** A session whose channel is not open this long after the answer is closed as `peer-failed`. */
   setupTimeoutMs: number;
   /** A session whose send buffer stays past the high-water mark this long is closed as `slow-consumer`. */

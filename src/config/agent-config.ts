@@ -114,6 +114,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       slowConsumerTimeoutMs: v('slowConsumerTimeout'),
       dockerTimeoutMs,
       maxMessagesPerSecond: v('maxMessagesPerSecond'),
+      ackWindowBytes: v('ackWindow'),
     },
   };
 }

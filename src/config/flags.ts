@@ -258,6 +258,15 @@ export const AGENT_FLAGS = {
     help: 'data channel messages one session may send per second; past it they are dropped with an error',
     readme: 'data channel messages one session may send a second',
   }),
+  ackWindow: spec({
+    flag: '--ack-window <bytes>',
+    env: 'TERMGATE_ACK_WINDOW',
+    parse: integer(16 * 1024, 64 * 1024 * 1024),
+    default: '262144',
+    help: 'unacknowledged output bytes a browser that sends `ack` may have in flight (bounds how long Ctrl-C takes to stop a flood)',
+    readme:
+      'output in flight, unacknowledged, to a browser that sends `ack`: bounds how long Ctrl-C takes to stop a flood',
+  }),
   metricsListen: spec({
     flag: '--metrics-listen <host:port|off>',
     env: 'TERMGATE_METRICS_LISTEN',

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import nodeDataChannel from 'node-datachannel';
 import { AGENT_CHECKS_FIRST_MS, withoutCandidates } from '../../bench/load/offerer-race.js';
+import { AckPacer } from '../../common/AckPacer.js';
 import { TAG_SESSION } from '../../common/process-tags.js';
 import type { AnswerMessage } from '../../common/protocol/signaling.js';
 import {
@@ -37,6 +38,11 @@ export interface OpenOptions {
   trickleBeforeAnswer?: boolean;
   /** Apply the agent's answer this long after it arrived: a setup slower than the agent's idle timeout. */
   answerDelayMs?: number;
+  /**
+   * Acknowledge the output taken (the `ack` message, as the page does once xterm.js has shown it), which
+   * puts the session under the agent's flow-control window.
+   */
+  ack?: boolean;
   /** Called with every output chunk; with it set, output is not kept (`output()` stays empty). */
   onOutput?: (bytes: Buffer) => void;
   timeoutMs?: number;
@@ -103,6 +109,9 @@ export class BrowserPeer {
   #tail = Buffer.alloc(0);
   #pendingCandidates: Array<[string, string]> | undefined = [];
   readonly #onOutput: ((bytes: Buffer) => void) | undefined;
+  readonly #acks: AckPacer | undefined;
+  /** The `offset` of the last output message (0 before any, or from an agent that sends none). */
+  #lastOffset = 0;
   #waiters = new Set<() => void>();
   #anyMessage = false;
   #closed = false;
@@ -116,6 +125,7 @@ export class BrowserPeer {
     this.sessionId = sessionId;
     this.encoding = options.encoding ?? 'json';
     this.#onOutput = options.onOutput;
+    if (options.ack) this.#acks = new AckPacer((offset) => this.send({ type: 'ack', offset }));
     this.#pc = new nodeDataChannel.PeerConnection(`browser-${sessionId}`, {
       iceServers: [],
       bindAddress: '127.0.0.1',
@@ -319,7 +329,12 @@ export class BrowserPeer {
   #onMessage(raw: string | Buffer): void {
     this.#anyMessage = true;
     const message = decodeOutbound(raw);
-    if (message.type === 'output') this.#lastOutputAt = performance.now();
+    if (message.type === 'output') {
+      this.#lastOutputAt = performance.now();
+      if (message.offset !== undefined) this.#lastOffset = message.offset;
+      // This reader has consumed a message once it is handed over: there is no queue behind it.
+      if (message.offset !== undefined) this.#acks?.consumed(message.offset);
+    }
     if (message.type === 'output' && this.#onOutput) {
       this.#onOutput(
         typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data),
@@ -349,6 +364,11 @@ export class BrowserPeer {
 
   get outputBytes(): number {
     return this.#outputBytes;
+  }
+
+  /** The agent's count of output bytes through the last output message (its `offset`). */
+  get lastOffset(): number {
+    return this.#lastOffset;
   }
 
   /** When the last output message arrived (`performance.now()`), to time a transfer to its end. */
@@ -436,6 +456,7 @@ export class BrowserPeer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#acks?.close();
     this.#cloud.offIce(this.sessionId);
     try {
       this.#dc.close();
