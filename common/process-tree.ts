@@ -45,6 +45,19 @@ function alive(identity: ProcessIdentity): boolean {
   return fields[0] !== 'Z' && fields[0] !== 'X';
 }
 
+/** The kernel's PF_EXITING flag (in /proc/<pid>/stat field 9). */
+const PF_EXITING = 0x4;
+
+/**
+ * True while the process runs and has not begun its exit. A PID namespace's init that exits stays in
+ * /proc, not yet a zombie, while the kernel kills everything else in its namespace: `alive` but exiting.
+ */
+export function running(identity: ProcessIdentity): boolean {
+  const fields = readStat(identity.pid);
+  if (!fields || fields[19] !== identity.startTime) return false;
+  return fields[0] !== 'Z' && fields[0] !== 'X' && (Number(fields[6]) & PF_EXITING) === 0;
+}
+
 /** What `execIdentity` reads from the engine: dockerode's `Exec.inspect()`, structurally. */
 export interface InspectableExec {
   inspect(): Promise<{ Running: boolean; Pid: number; ExitCode?: number | null }>;

@@ -177,7 +177,7 @@ describe('terminal over the data channel', () => {
         await browser.waitForScreen('before-10');
         await docker('stop', '-t', '1', victim!);
         const gone = await browser.waitFor((m) => m.type === 'pty_disconnected', 20_000);
-        assert.equal(gone.type === 'pty_disconnected' && gone.reason, 'shell-exited');
+        assert.equal(gone.type === 'pty_disconnected' && gone.reason, 'container-stopped');
         browser.type('echo nobody-home\n');
         const error = await browser.waitFor((m) => m.type === 'error');
         assert.equal(error.type === 'error' && error.code, 'TG_ERR_PTY_NOT_CONNECTED');

@@ -183,7 +183,13 @@ describe('faults', () => {
       faultsInjected++;
       for (const b of browsers) {
         const gone = await b.waitFor((m) => m.type === 'pty_disconnected', 20_000);
-        assert.equal(gone.type === 'pty_disconnected' && gone.reason, 'shell-exited');
+        // The engine stops its containers as it goes: whether it still answered the agent's question
+        // (container-stopped) or no longer did (shell-exited) is a race of its shutdown.
+        assert.ok(
+          gone.type === 'pty_disconnected' &&
+            ['shell-exited', 'container-stopped'].includes(gone.reason ?? ''),
+          `reason: ${JSON.stringify(gone)}`,
+        );
       }
       // While the engine is down: a clear refusal, and the agent stays up.
       const down = await cloud.offer({
@@ -225,7 +231,7 @@ describe('faults', () => {
       await docker('kill', victim!);
       faultsInjected++;
       const gone = await hit.waitFor((m) => m.type === 'pty_disconnected', 20_000);
-      assert.equal(gone.type === 'pty_disconnected' && gone.reason, 'shell-exited');
+      assert.equal(gone.type === 'pty_disconnected' && gone.reason, 'container-stopped');
       await echo(bystander, 'bystander');
       hit.send({ type: 'connect_pty', container: containers[1]! });
       await hit.waitFor((m) => m.type === 'pty_connected');

@@ -190,10 +190,28 @@ describe('PtyAttachment', () => {
     const attached = attachment.attach(target('a'));
     await finish('a');
     await attached;
-    ptys.get('a')!.emit('exit');
+    ptys.get('a')!.emit('exit', 'shell-exited');
     await tick();
     assert.ok(log.includes('tell {"type":"pty_disconnected","reason":"shell-exited"}'));
     assert.equal(attachment.alive, false);
+  });
+
+  it('tells container-stopped when the container stopped, and attaches again to it', async () => {
+    const { attachment, log, ptys, finish } = setup();
+    attachment.browserReady();
+    const attached = attachment.attach(target('a'));
+    await finish('a');
+    await attached;
+    ptys.get('a')!.emit('exit', 'container-stopped');
+    await tick();
+    assert.ok(log.includes('tell {"type":"pty_disconnected","reason":"container-stopped"}'));
+    assert.equal(attachment.alive, false);
+    const again = attachment.connect('a', {});
+    await tick();
+    await finish('a');
+    await again;
+    assert.equal(log.filter((l) => l === 'tell {"type":"pty_connected","container":"a"}').length, 2);
+    assert.equal(attachment.alive, true);
   });
 
   it('close() waits for an open under way and ends its shell; it is idempotent', async () => {

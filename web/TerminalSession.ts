@@ -2,6 +2,7 @@
  * One browser terminal session: an RTCPeerConnection with the `terminal` data channel, signaled through
  * the cloud exactly as the cloud's contract has a browser do (`webrtc:offer` out, the answer back as a
  * `webrtc:offer` event, `webrtc:ice` both ways, `webrtc:disconnect`). Binary (msgpack) or JSON messages.
+ * A container that stops under the session leaves it `detached`, not ended: see Reattacher.
  */
 import { Packr } from 'msgpackr';
 import type { Socket } from 'socket.io-client';
@@ -13,10 +14,11 @@ import type {
 } from '../common/protocol/signaling.js';
 import { AckPacer } from '../common/AckPacer.js';
 import type { InboundMessage, OutboundMessage } from '../common/protocol/terminal-messages.js';
+import { Reattacher } from './Reattacher.js';
 
 export type Encoding = 'msgpack' | 'json';
 /** What the page shows (the agent's own states are `SessionState` in common/protocol/worker-messages.ts). */
-export type PageSessionState = 'connecting' | 'connected' | 'disconnected';
+export type PageSessionState = 'connecting' | 'connected' | 'detached' | 'disconnected';
 
 export interface TerminalSessionOptions {
   socket: CloudSocket;
@@ -31,6 +33,8 @@ export interface TerminalSessionOptions {
    */
   onOutput: (data: string | Uint8Array, consumed: () => void) => void;
   onNotice: (text: string) => void;
+  /** Attach again by itself, with a growing wait, when the container comes back (default off). */
+  autoReattach?: boolean;
 }
 
 /** The page's Socket.IO client, typed by the signaling contract's event maps. */
@@ -39,6 +43,8 @@ export type CloudSocket = Socket<CloudToBrowserEvents, BrowserToCloudEvents>;
 const CONNECT_TIMEOUT_MS = 20_000;
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 30_000;
+/** The `pty_disconnected` reason after which the same peer connection can attach again. */
+const CONTAINER_STOPPED = 'container-stopped';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -58,12 +64,17 @@ export class TerminalSession {
   #lastPong = Date.now();
   /** Acks what the terminal has processed; an agent without `offset` on its output gets none. */
   readonly #acks = new AckPacer((offset) => this.#send({ type: 'ack', offset }));
+  /** The container the terminal was last attached to: a reattach goes there. */
+  #container: string;
+  readonly #reattacher: Reattacher;
 
   constructor(opts: TerminalSessionOptions) {
     this.#opts = opts;
     this.deviceId = opts.deviceId;
     this.encoding = opts.encoding;
     this.#size = { cols: opts.cols, rows: opts.rows };
+    this.#container = opts.deviceId;
+    this.#reattacher = new Reattacher(() => this.#sendReattach(), opts.autoReattach ?? false);
     this.#pc = new RTCPeerConnection({ iceServers: [] });
     this.#channel = this.#pc.createDataChannel('terminal');
     this.#channel.binaryType = 'arraybuffer';
@@ -128,7 +139,18 @@ export class TerminalSession {
 
   /** Keystrokes go out at once, never behind output (the channel's two directions are independent). */
   sendInput(data: string): void {
-    this.#send({ type: 'input', data });
+    // Nothing reads input while detached; the agent would only refuse it.
+    if (this.#state !== 'detached') this.#send({ type: 'input', data });
+  }
+
+  /** Attaches the terminal again to the container that stopped (the button); a no-op unless detached. */
+  reattach(): void {
+    this.#reattacher.tryNow();
+  }
+
+  /** Turns the automatic reattach on or off (the page setting). */
+  setAutoReattach(on: boolean): void {
+    this.#reattacher.setAuto(on);
   }
 
   resize(cols: number, rows: number): void {
@@ -145,6 +167,7 @@ export class TerminalSession {
     clearTimeout(this.#connectTimer);
     clearInterval(this.#pingTimer);
     this.#acks.close();
+    this.#reattacher.close();
     this.#send({ type: 'close' });
     if (!fromCloud) this.#opts.socket.emit('webrtc:disconnect', { session_id: this.id });
     this.#channel.onclose = null;
@@ -173,21 +196,48 @@ export class TerminalSession {
         break;
       case 'pty_connected':
         clearTimeout(this.#connectTimer);
+        this.#reattacher.attached();
+        this.#container = msg.container;
         this.#setState('connected', `connected to ${msg.container} (${this.encoding})`);
         this.#send({ type: 'resize', cols: this.#size.cols, rows: this.#size.rows });
         this.#lastPong = Date.now();
+        clearInterval(this.#pingTimer);
         this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
         break;
       case 'pty_disconnected':
-        this.close(msg.reason ?? 'pty-disconnected');
+        if (msg.reason === CONTAINER_STOPPED && this.#channel.readyState === 'open') this.#detach();
+        else this.close(msg.reason ?? 'pty-disconnected');
         break;
       case 'pong':
         this.#lastPong = Date.now();
         break;
-      case 'error':
-        this.#opts.onNotice(`error: ${msg.message}${msg.code ? ` (${msg.code})` : ''}`);
+      case 'error': {
+        const text = `${msg.message}${msg.code ? ` (${msg.code})` : ''}`;
+        // While detached, what the agent refuses is a reattach: said in the state, not on the screen.
+        if (this.#state === 'detached' && this.#reattacher.trying) {
+          this.#setState('detached', `${this.#container} not back: ${text}`);
+          this.#reattacher.refused();
+        } else this.#opts.onNotice(`error: ${text}`);
         break;
+      }
     }
+  }
+
+  /** The container stopped: the session stays (pings go on), and can attach again when it runs. */
+  #detach(): void {
+    this.#opts.onNotice(`${this.#container} stopped (${CONTAINER_STOPPED}): reattach once it runs again`);
+    this.#setState('detached', `${this.#container} stopped (${CONTAINER_STOPPED})`);
+    this.#reattacher.detached();
+  }
+
+  #sendReattach(): void {
+    this.#setState('detached', `reattaching to ${this.#container}…`);
+    this.#send({
+      type: 'connect_pty',
+      container: this.#container,
+      cols: this.#size.cols,
+      rows: this.#size.rows,
+    });
   }
 
   #keepalive(): void {

@@ -1,6 +1,8 @@
 /**
  * The termgate page: a full-window xterm.js terminal, a device picker, the connection state, and a
  * reconnect button. `?device=NAME` connects at load; `?encoding=json` picks JSON mode (default msgpack).
+ * When the container stops under a session, a reattach button (and the auto-reattach setting, kept in
+ * localStorage) attaches the same session again once it runs.
  * `#token=…` is the browser token the stand-in printed with the URL: it is required by the signaling
  * handshake and `/api/devices`, kept for this tab only, and taken out of the address bar.
  */
@@ -30,10 +32,13 @@ function $<T extends HTMLElement>(id: string): T {
 const deviceSelect = $<HTMLSelectElement>('device');
 const encodingSelect = $<HTMLSelectElement>('encoding');
 const connectButton = $<HTMLButtonElement>('connect');
+const reattachButton = $<HTMLButtonElement>('reattach');
+const autoReattachBox = $<HTMLInputElement>('auto-reattach');
 const refreshButton = $<HTMLButtonElement>('refresh');
 const stateLabel = $<HTMLSpanElement>('state');
 
 const TOKEN_KEY = 'termgate.token';
+const AUTO_REATTACH_KEY = 'termgate.autoReattach';
 const NO_TOKEN = 'no access token: open the URL termgate printed (it ends in #token=…)';
 
 /**
@@ -56,7 +61,25 @@ function takeToken(): string | undefined {
   }
 }
 
+/** The auto-reattach setting: a preference, kept across tabs and reloads (no secret in it). */
+function loadAutoReattach(): boolean {
+  try {
+    return localStorage.getItem(AUTO_REATTACH_KEY) === 'on';
+  } catch {
+    return false;
+  }
+}
+
+function saveAutoReattach(on: boolean): void {
+  try {
+    localStorage.setItem(AUTO_REATTACH_KEY, on ? 'on' : 'off');
+  } catch {
+    // Storage disabled: the setting lasts as long as the page.
+  }
+}
+
 const token = takeToken();
+autoReattachBox.checked = loadAutoReattach();
 const params = new URLSearchParams(location.search);
 if (params.get('encoding') === 'json') encodingSelect.value = 'json';
 
@@ -73,6 +96,7 @@ function showState(state: PageSessionState | 'idle', detail: string): void {
   stateLabel.dataset.state = state;
   stateLabel.textContent = detail;
   connectButton.textContent = state === 'idle' ? 'Connect' : 'Reconnect';
+  reattachButton.hidden = state !== 'detached';
 }
 
 async function loadDevices(): Promise<void> {
@@ -141,6 +165,7 @@ function connect(): void {
     },
     onOutput: show,
     onNotice: (text) => term.write(`\r\n\x1b[31m[termgate] ${text}\x1b[0m\r\n`),
+    autoReattach: autoReattachBox.checked,
   });
   session = current;
   current.start().catch((err: unknown) => current.close(`could not create the offer: ${String(err)}`));
@@ -183,16 +208,25 @@ new ResizeObserver(() => {
 deviceSelect.addEventListener('change', connect);
 encodingSelect.addEventListener('change', () => session && connect());
 connectButton.addEventListener('click', connect);
+reattachButton.addEventListener('click', () => session?.reattach());
+autoReattachBox.addEventListener('change', () => {
+  saveAutoReattach(autoReattachBox.checked);
+  session?.setAutoReattach(autoReattachBox.checked);
+});
 refreshButton.addEventListener('click', () => void loadDevices());
 addEventListener('pagehide', () => session?.close('tab closed'));
 
-/** For tests and the curious: the terminal, the session state, and the screen as text. */
+/** For tests and the curious: the terminal, the session (state, id), and the screen as text. */
 Object.assign(window, {
   termgate: {
     term,
     figures,
     get state(): string {
       return stateLabel.dataset.state ?? 'idle';
+    },
+    /** The current session's id: a reattach keeps it, a reconnect makes a new one. */
+    get sessionId(): string | undefined {
+      return session?.id;
     },
     screenText(): string {
       const buf = term.buffer.active;

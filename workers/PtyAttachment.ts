@@ -9,7 +9,9 @@
  * - a PTY that opens after a newer one was asked for, or after the session closed, is ended unseen;
  * - input typed while a resize is applied waits behind it (bounded), so "resize, then run stty" sees the
  *   new size; a resize that arrives while a PTY opens is applied once it has;
- * - `close()` waits for opens under way, so no shell started during a close outlives the session.
+ * - `close()` waits for opens under way, so no shell started during a close outlives the session;
+ * - a shell whose container stopped is told as `container-stopped`, not `shell-exited`: the session
+ *   lives on, and a `connect_pty` to the same container attaches again once it runs (same peer).
  *
  * Messages for the browser leave through `tell` (PTY news, held by the link until it is ready) and
  * `refuse` (a browser message that could not be served); output through `output`.
@@ -18,6 +20,7 @@ import { ErrorCodes, toErrorData, type ErrorData } from '../common/errors.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
 import type { OutboundMessage } from '../common/protocol/terminal-messages.js';
 import type { PtyTarget } from '../common/protocol/worker-messages.js';
+import type { PtyExitReason } from './container-liveness.js';
 import type { PtyBridge, PtyCloseOutcome } from './PtyBridge.js';
 import { ResizeQueue, type Size } from './ResizeQueue.js';
 
@@ -56,11 +59,14 @@ export interface PtyAttachmentEvents {
   failed: [error: ErrorData];
   /** A PTY is attached and the browser told: output flows. */
   attached: [container: string];
-  /** The attached PTY went away (`replaced` or `shell-exited`). */
-  detached: [reason: string];
+  /** The attached PTY went away. */
+  detached: [reason: DetachReason];
   /** A shell could not be seen or ended from the host. */
   'cleanup-failed': [error: ErrorData];
 }
+
+/** Why a PTY went away: another replaced it, or it ended on its own (see container-liveness.ts). */
+export type DetachReason = 'replaced' | PtyExitReason;
 
 const DEFAULT_SIZE: Size = { cols: 80, rows: 24 };
 
@@ -204,7 +210,7 @@ export class PtyAttachment extends SafeEmitter<PtyAttachmentEvents> {
     if (this.#size === sizeAtStart) this.#size = size;
     else this.resize(this.#size.cols, this.#size.rows);
     pty.on('data', (chunk) => this.#o.output(chunk));
-    pty.on('exit', () => void this.#onExit(pty));
+    pty.on('exit', (reason) => void this.#onExit(pty, reason));
     if (this.#browserReady) this.#announce(pty);
   }
 
@@ -215,11 +221,11 @@ export class PtyAttachment extends SafeEmitter<PtyAttachmentEvents> {
     pty.readOutput();
   }
 
-  async #onExit(pty: Pty): Promise<void> {
-    if (this.#pty === pty) await this.#detach('shell-exited');
+  async #onExit(pty: Pty, reason: PtyExitReason): Promise<void> {
+    if (this.#pty === pty) await this.#detach(reason);
   }
 
-  async #detach(reason: string): Promise<void> {
+  async #detach(reason: DetachReason): Promise<void> {
     const pty = this.#pty;
     if (!pty) return;
     this.#pty = undefined;

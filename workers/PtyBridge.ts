@@ -15,6 +15,7 @@ import { ErrorCodes, TermgateError, type ErrorData } from '../common/errors.js';
 import type { ShellTags } from '../common/protocol/worker-messages.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
 import { OutputFlow } from './OutputFlow.js';
+import { exitReason, type PtyExitReason } from './container-liveness.js';
 import {
   containerProcsFile,
   execTags,
@@ -41,8 +42,11 @@ export interface PtyOptions {
 
 export interface PtyEvents {
   data: [chunk: Buffer];
-  /** The shell ended or the stream broke; `close()` is still owed by the owner. */
-  exit: [reason: string];
+  /**
+   * The shell ended or the stream broke, and why: the shell exited, or its container stopped (asked of
+   * the engine once the stream ended). `close()` is still owed by the owner.
+   */
+  exit: [reason: PtyExitReason];
 }
 
 /** How a shell's end went; `error` is set when something of it may be left. */
@@ -52,9 +56,12 @@ export interface PtyCloseOutcome {
 
 export class PtyBridge extends SafeEmitter<PtyEvents> {
   readonly container: string;
+  readonly #docker: Docker;
   readonly #exec: Docker.Exec;
   readonly #stream: Duplex;
   readonly #options: PtyOptions;
+  /** When the exec was asked for: a container (re)started after it has stopped under this shell. */
+  readonly #openedAtMs: number;
   readonly #process: Promise<ExecProcess>;
   /** Lists the container's processes (see process-tags.ts), read once the shell was found. */
   #procsFile: string | undefined;
@@ -65,16 +72,24 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
   readonly #flow: OutputFlow;
   #closed: Promise<PtyCloseOutcome> | undefined;
 
-  private constructor(exec: Docker.Exec, stream: Duplex, options: PtyOptions) {
+  private constructor(
+    docker: Docker,
+    exec: Docker.Exec,
+    stream: Duplex,
+    options: PtyOptions,
+    openedAtMs: number,
+  ) {
     super();
     this.container = options.container;
+    this.#docker = docker;
     this.#exec = exec;
+    this.#openedAtMs = openedAtMs;
     this.#stream = stream;
     this.#options = options;
     this.#flow = new OutputFlow(stream, (chunk) => this.safeEmit('data', chunk));
-    stream.once('end', () => this.#onExit('the shell exited'));
-    stream.once('close', () => this.#onExit('the exec stream closed'));
-    stream.on('error', (err) => this.#onExit(`the exec stream failed: ${err.message}`));
+    stream.once('end', () => this.#onExit());
+    stream.once('close', () => this.#onExit());
+    stream.on('error', () => this.#onExit());
     const inspectable = {
       inspect: () =>
         withDockerTimeout(options.dockerTimeoutMs, 'inspecting the shell', (abortSignal) =>
@@ -92,6 +107,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     const { dockerTimeoutMs: timeoutMs, container: name } = options;
     let exec: Docker.Exec | undefined;
     let stream: Duplex;
+    const openedAtMs = Date.now();
     try {
       exec = await withDockerTimeout(timeoutMs, `creating a shell in "${name}"`, (abortSignal) =>
         docker.getContainer(options.containerId).exec({
@@ -117,7 +133,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
       if (exec) void PtyBridge.endTagged(options.tags);
       throw dockerError(err, name);
     }
-    const bridge = new PtyBridge(exec, stream, options);
+    const bridge = new PtyBridge(docker, exec, stream, options, openedAtMs);
     await bridge.resize(options.cols, options.rows).catch(() => undefined);
     return bridge;
   }
@@ -242,10 +258,14 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     return outcome;
   }
 
-  #onExit(reason: string): void {
+  #onExit(): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (!this.#closing) this.safeEmit('exit', reason);
+    if (this.#closing) return;
+    const { containerId, dockerTimeoutMs } = this.#options;
+    void exitReason(this.#docker, containerId, this.#openedAtMs, dockerTimeoutMs).then((reason) => {
+      if (!this.#closing) this.safeEmit('exit', reason);
+    });
   }
 }
 

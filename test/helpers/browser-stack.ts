@@ -20,6 +20,8 @@ export interface BrowserStack {
   agent: ChildProcess;
   /** Process command lines in the container (`docker top`). */
   processes(): Promise<string[]>;
+  /** Restarts the stack's own container (stop with a 1 s grace, then start), or stops or starts it. */
+  lifecycle(action: 'restart' | 'stop' | 'start'): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -83,6 +85,11 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       const top = (await handle.top()) as { Titles: string[]; Processes: string[][] };
       const cmd = top.Titles.indexOf('CMD');
       return top.Processes.map((p) => p[cmd] ?? '');
+    },
+    async lifecycle(action) {
+      // Through the handle of the container this stack created: never another by its name.
+      if (action === 'start') await handle.start();
+      else await handle[action]({ t: 1 });
     },
     close: () =>
       (closing ??= (async () => {

@@ -106,6 +106,16 @@ export async function removeContainers(names: string[]): Promise<void> {
   }
 }
 
+/**
+ * `docker restart|stop|start` of a container this process created, by the id recorded at creation (a
+ * 1 s grace before the kill); a name this process did not create is an error.
+ */
+export async function cycleContainer(name: string, action: 'restart' | 'stop' | 'start'): Promise<void> {
+  const id = created.get(name);
+  if (!id) throw new Error(`not ${action}ed: ${name} was not created by this test process`);
+  await docker(action, ...(action === 'start' ? [] : ['-t', '1']), id);
+}
+
 /** Command lines of the processes in a container, minus its init and its sleep. */
 export async function shellsIn(container: string): Promise<string[]> {
   const out = await docker('top', container, '-o', 'pid,args');
