@@ -39,6 +39,10 @@ export const ErrorCodes = {
   SLOW_CONSUMER: 'TG_ERR_SLOW_CONSUMER',
   /** A shell's processes could not be seen or ended from the host. */
   SHELL_CLEANUP_FAILED: 'TG_ERR_SHELL_CLEANUP_FAILED',
+  /** A resume offer for no session waiting to be resumed here, with a wrong token, or after the grace. */
+  RESUME_REFUSED: 'TG_ERR_RESUME_REFUSED',
+  /** A resume offer asks for output from an offset the session's replay buffer no longer holds. */
+  RESUME_OFFSET_OUT_OF_RANGE: 'TG_ERR_RESUME_OFFSET_OUT_OF_RANGE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

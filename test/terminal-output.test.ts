@@ -16,7 +16,7 @@ import {
 } from '../common/protocol/terminal-messages.js';
 import type { DataChannel } from '../workers/native-addon.js';
 import { jsonOutputText, msgpackOutputFrame } from '../workers/output-frames.js';
-import { TerminalChannel } from '../workers/TerminalChannel.js';
+import { TerminalChannel, type ChannelStart } from '../workers/TerminalChannel.js';
 
 const CHUNK = 16 * 1024;
 
@@ -53,7 +53,11 @@ class RecordingChannel {
   }
 }
 
-function channel(encoding: Encoding): { dc: RecordingChannel; tc: TerminalChannel; stats: Float64Array } {
+/** A channel speaking `encoding` (the browser pinged in it), or one resuming at `start` that heard nothing yet. */
+function channel(
+  encoding: Encoding,
+  start?: ChannelStart,
+): { dc: RecordingChannel; tc: TerminalChannel; stats: Float64Array } {
   const dc = new RecordingChannel();
   const stats = statsView(createSessionStats());
   const tc = new TerminalChannel(
@@ -66,7 +70,9 @@ function channel(encoding: Encoding): { dc: RecordingChannel; tc: TerminalChanne
       maxMessagesPerSecond: 1000,
     },
     stats,
+    start,
   );
+  if (start) return { dc, tc, stats };
   dc.receive(encodeInbound({ type: 'ping' }, encoding));
   dc.sent = []; // the pong
   return { dc, tc, stats };
@@ -100,30 +106,35 @@ describe('output frames', () => {
   it('msgpack: the same bytes the protocol module encodes, at every length class', () => {
     for (const length of [0, 1, 255, 256, 65535, 65536, 70000]) {
       const data = Buffer.alloc(length, 0x5a);
-      const expected = encodeOutbound({ type: 'output', data }, 'msgpack') as Buffer;
-      assert.deepEqual(msgpackOutputFrame(data), expected, `${length} bytes`);
+      for (const offset of [0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3]) {
+        const expected = encodeOutbound({ type: 'output', data, offset }, 'msgpack') as Buffer;
+        assert.deepEqual(msgpackOutputFrame(data, offset), expected, `${length} bytes at ${offset}`);
+      }
     }
   });
 
   it('msgpack: a frame is reused, so it holds only the last message (the addon copies at send)', () => {
-    const first = msgpackOutputFrame(Buffer.from('first'));
+    const first = msgpackOutputFrame(Buffer.from('first'), 5);
     const copy = Buffer.from(first);
-    msgpackOutputFrame(Buffer.from('other'));
+    msgpackOutputFrame(Buffer.from('other'), 10);
     assert.notDeepEqual(first, copy, 'the next call writes over the same memory');
-    assert.equal(first.buffer, msgpackOutputFrame(Buffer.from('x')).buffer);
+    assert.equal(first.buffer, msgpackOutputFrame(Buffer.from('x'), 11).buffer);
   });
 
   it('JSON: the text the protocol module encodes, for any whole UTF-8 text', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), (text) => {
         const data = Buffer.from(text, 'utf8');
-        assert.equal(jsonOutputText(data), encodeOutbound({ type: 'output', data: text }, 'json'));
+        assert.equal(
+          jsonOutputText(data, 42),
+          encodeOutbound({ type: 'output', data: text, offset: 42 }, 'json'),
+        );
       }),
     );
     const controls = Buffer.from([0, 7, 8, 9, 10, 13, 27, 0x22, 0x5c, 0x7f]);
     assert.equal(
-      jsonOutputText(controls),
-      encodeOutbound({ type: 'output', data: controls.toString('utf8') }, 'json'),
+      jsonOutputText(controls, 10),
+      encodeOutbound({ type: 'output', data: controls.toString('utf8'), offset: 10 }, 'json'),
     );
   });
 });
@@ -140,6 +151,7 @@ describe('TerminalChannel output', () => {
           for (const read of cut(data, at)) tc.sendOutput(read);
           assert.deepEqual(received(dc.sent), data);
           assert.ok(dc.sent.every((m) => (m as Buffer).length <= CHUNK + 64));
+          assert.deepEqual(offsets(dc.sent), runningTotals(dc.sent, 0));
         },
       ),
       { numRuns: 200 },
@@ -160,6 +172,7 @@ describe('TerminalChannel output', () => {
             assert.ok(!piece.includes('\uFFFD'), 'no character was cut in two');
           }
           assert.equal(received(dc.sent).toString('utf8'), text);
+          assert.equal(offsets(dc.sent).at(-1) ?? 0, data.length, 'the last offset counts every byte');
         },
       ),
       { numRuns: 200 },
@@ -185,5 +198,27 @@ describe('TerminalChannel output', () => {
       dc.sent.map((m) => (decodeOutbound(m) as { data: string }).data),
       ['a', '€b'],
     );
+    assert.deepEqual(offsets(dc.sent), [1, 5], 'held-back bytes count in the message that carries them');
+  });
+
+  it('a channel that resumes a session counts on from where the browser was, in its encoding', () => {
+    const { dc, tc } = channel('json', { offset: 1000, encoding: 'msgpack' });
+    tc.sendOutput(Buffer.from('abc'));
+    assert.ok(Buffer.isBuffer(dc.sent[0]), 'msgpack before the browser said anything');
+    assert.deepEqual(offsets(dc.sent), [1003]);
   });
 });
+
+function offsets(sent: Array<string | Buffer>): number[] {
+  return sent.map((m) => (decodeOutbound(m) as { offset: number }).offset);
+}
+
+/** The offset each message should carry: the bytes of all output so far, from `start`. */
+function runningTotals(sent: Array<string | Buffer>, start: number): number[] {
+  let total = start;
+  return sent.map((m) => {
+    const { data } = decodeOutbound(m) as { data: Uint8Array };
+    total += data.length;
+    return total;
+  });
+}

@@ -29,12 +29,17 @@ const inboundSchema = z.discriminatedUnion('type', [
 /** Browser → agent. */
 export type InboundMessage = z.infer<typeof inboundSchema>;
 
-/** Agent → browser. `data` is a string in JSON mode and raw bytes in msgpack mode. */
+/**
+ * Agent → browser. `data` is a string in JSON mode and raw bytes in msgpack mode. Additive fields (issue
+ * 13): `output.offset` counts the session's raw PTY output bytes through the end of this message's data
+ * (so the last one a browser saw is where a resume starts); `pty_connected.resume_token` is the secret a
+ * browser presents in a resume offer (`webrtc:offer` `resume_token`).
+ */
 export type OutboundMessage =
-  | { type: 'output'; data: string | Uint8Array }
+  | { type: 'output'; data: string | Uint8Array; offset?: number }
   | { type: 'ready' }
   | { type: 'pong' }
-  | { type: 'pty_connected'; container: string }
+  | { type: 'pty_connected'; container: string; resume_token?: string }
   | { type: 'pty_disconnected'; reason?: string }
   | { type: 'error'; message: string; code?: ErrorCode };
 
