@@ -67,6 +67,8 @@ describe('agent configuration', () => {
     [{ workers: '0' }, /--workers: 0 is outside/],
     [{ idleTimeout: '-5' }, /--idle-timeout/],
     [{ setupTimeout: 'soon' }, /--setup-timeout/],
+    [{ resumeGrace: '-1' }, /--resume-grace/],
+    [{ replayBuffer: '100' }, /--replay-buffer/],
     [{ portRange: '60000-50000' }, /--port-range: end/],
     [{ iceServer: ['http://x'] }, /--ice-server/],
     [{ metricsListen: 'nowhere' }, /--metrics-listen/],
@@ -153,6 +155,8 @@ describe('agent configuration', () => {
     const shell = options.find((o) => o.long === '--shell');
     assert.deepEqual(config.session.shell, [shell?.defaultValue]);
     assert.equal(config.session.slowConsumerTimeoutMs, 60_000);
+    assert.equal(config.session.resumeGraceMs, 120_000);
+    assert.equal(config.session.replayBufferBytes, 1024 * 1024);
     assert.equal(config.session.maxMessagesPerSecond, 1000);
     assert.equal(config.dockerTimeoutMs, 10_000);
   });

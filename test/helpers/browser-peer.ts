@@ -42,6 +42,13 @@ export interface OpenOptions {
   timeoutMs?: number;
 }
 
+/** A resume offer (issue 13): the dropped session's id, its token, and the last output offset received. */
+export interface ResumeOptions extends OpenOptions {
+  sessionId: string;
+  resumeToken: string;
+  resumeOffset: number;
+}
+
 /** Reports this process's setup retries and fails above the stated rate (run at every peer file's end). */
 export function checkSetupRetries(): void {
   if (BrowserPeer.setups === 0) return;
@@ -74,7 +81,7 @@ class IceFailure extends Error {
 /** Two failures in a row happen about once in a few thousand setups; three, about once in half a million. */
 const MAX_ICE_RETRIES = 2;
 
-class OfferRefused extends Error {
+export class OfferRefused extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -106,6 +113,10 @@ export class BrowserPeer {
   #waiters = new Set<() => void>();
   #anyMessage = false;
   #closed = false;
+  /** The `offset` of the last output message (the resume offset, before any arrived). */
+  #lastOffset: number;
+  #offsetGaps = 0;
+  #firstOutputAt: number | undefined;
 
   /** Our candidates, held back until the answer unless `trickleBeforeAnswer` is set. */
   #heldCandidates: Array<Record<string, unknown>> | undefined;
@@ -116,6 +127,7 @@ export class BrowserPeer {
     this.sessionId = sessionId;
     this.encoding = options.encoding ?? 'json';
     this.#onOutput = options.onOutput;
+    this.#lastOffset = (options as Partial<ResumeOptions>).resumeOffset ?? 0;
     this.#pc = new nodeDataChannel.PeerConnection(`browser-${sessionId}`, {
       iceServers: [],
       bindAddress: '127.0.0.1',
@@ -205,6 +217,15 @@ export class BrowserPeer {
     }
   }
 
+  /**
+   * Resumes a dropped session on a new peer: an offer with the session's id, token and the last offset
+   * received, answered like any offer; waits for `pty_connected` (unless `noWait`). No retry under a new
+   * session id: a resume is for this session only. A refusal throws an error whose `code` is the agent's.
+   */
+  static async resume(cloud: TestCloud, options: ResumeOptions): Promise<BrowserPeer> {
+    return BrowserPeer.#openOnce(cloud, options, options.sessionId);
+  }
+
   /** Sessions this process set up with `open()` (first tries), and those that failed ICE and were tried again. */
   static setups = 0;
   static iceRetries = 0;
@@ -234,8 +255,10 @@ export class BrowserPeer {
 
   async #negotiate(options: OpenOptions, timeoutMs: number): Promise<void> {
     const { device, devices } = options;
+    const { resumeToken, resumeOffset } = options as Partial<ResumeOptions>;
     const local = await this.#localOffer(timeoutMs);
     const offer = this.#holdUntilAnswer ? withoutCandidates(local) : local;
+    this.offeredAt = performance.now();
     const answered = this.#cloud.offer(
       {
         session_id: this.sessionId,
@@ -243,6 +266,7 @@ export class BrowserPeer {
         sdp: offer,
         sdp_type: 'offer',
         ...(devices && { devices }),
+        ...(resumeToken !== undefined && { resume_token: resumeToken, resume_offset: resumeOffset }),
       },
       timeoutMs,
     );
@@ -319,7 +343,7 @@ export class BrowserPeer {
   #onMessage(raw: string | Buffer): void {
     this.#anyMessage = true;
     const message = decodeOutbound(raw);
-    if (message.type === 'output') this.#lastOutputAt = performance.now();
+    if (message.type === 'output') this.#trackOffset(message);
     if (message.type === 'output' && this.#onOutput) {
       this.#onOutput(
         typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : Buffer.from(message.data),
@@ -337,6 +361,37 @@ export class BrowserPeer {
       this.#tail = joined.subarray(Math.max(0, joined.length - 512));
     }
     this.#wake();
+  }
+
+  /** Each output's offset must follow the last one by the bytes it carries (raw bytes; UTF-8 text here). */
+  #trackOffset(message: { data: string | Uint8Array; offset?: number }): void {
+    this.#lastOutputAt = performance.now();
+    this.#firstOutputAt ??= this.#lastOutputAt;
+    const bytes = typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.length;
+    if (message.offset !== this.#lastOffset + bytes) this.#offsetGaps++;
+    this.#lastOffset = message.offset ?? this.#lastOffset + bytes;
+  }
+
+  /** The `offset` of the last output received: where a resume starts. */
+  get lastOffset(): number {
+    return this.#lastOffset;
+  }
+
+  /** Output messages whose `offset` did not follow on from the one before (0 when nothing was lost). */
+  get offsetGaps(): number {
+    return this.#offsetGaps;
+  }
+
+  /** When the offer went out and when the first output arrived (`performance.now()`). */
+  offeredAt = 0;
+  get firstOutputAt(): number | undefined {
+    return this.#firstOutputAt;
+  }
+
+  /** The resume token the agent handed out in `pty_connected`. */
+  get resumeToken(): string | undefined {
+    const connected = this.ptyConnected ?? this.messages.find((m) => m.type === 'pty_connected');
+    return connected?.type === 'pty_connected' ? connected.resume_token : undefined;
   }
 
   #wake(): void {
@@ -433,10 +488,31 @@ export class BrowserPeer {
     return this.until(() => this.screen().includes(text), JSON.stringify(text), timeoutMs);
   }
 
+  /**
+   * Drops the connection the way a killed tab or a lost network does: no `close` message, no orderly
+   * channel close; the peer connection is torn down under the channel.
+   */
+  drop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cloud.offIce(this.sessionId);
+    this.#pc.close();
+  }
+
+  /**
+   * Ends the session as the page's disconnect does: a `close` message (an agent with resume on keeps a
+   * session whose browser just vanished, see `drop`), then the channel and the peer. The message goes
+   * before the channel's reset on the same ordered stream.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#cloud.offIce(this.sessionId);
+    try {
+      if (this.#dc.isOpen()) this.send({ type: 'close' });
+    } catch {
+      // The channel went meanwhile: nothing to tell.
+    }
     try {
       this.#dc.close();
     } catch {
