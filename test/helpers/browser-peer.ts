@@ -500,19 +500,23 @@ export class BrowserPeer {
   }
 
   /**
-   * Ends the session as the page's disconnect does: a `close` message (an agent with resume on keeps a
-   * session whose browser just vanished, see `drop`), then the channel and the peer. The message goes
-   * before the channel's reset on the same ordered stream.
+   * Ends the session the way the page's disconnect does, and waits for it: a `close` message, then the
+   * agent's goodbye closes the channel, then this peer closes. (`close()` alone only tears the peer down:
+   * an agent with resume on takes that for a drop, see `drop`.)
    */
+  async end(timeoutMs = 15_000): Promise<void> {
+    if (this.#closed) return;
+    if (this.#dc.isOpen()) {
+      this.send({ type: 'close' });
+      await this.until(() => this.channelClosed, 'the agent to close the channel', timeoutMs);
+    }
+    this.close();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#cloud.offIce(this.sessionId);
-    try {
-      if (this.#dc.isOpen()) this.send({ type: 'close' });
-    } catch {
-      // The channel went meanwhile: nothing to tell.
-    }
     try {
       this.#dc.close();
     } catch {
