@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ErrorCodes } from '../common/errors.js';
 import type { Encoding } from '../common/protocol/terminal-messages.js';
-import { BrowserPeer, OfferRefused } from './helpers/browser-peer.js';
+import { BrowserPeer, OfferRefused, type ResumeOptions } from './helpers/browser-peer.js';
 import { shellsIn } from './helpers/containers.js';
 import { untilNoShells, untilProgress } from './helpers/progress.js';
 import { useStack } from './helpers/stack.js';
@@ -59,8 +59,18 @@ function body(all: Buffer): Buffer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  const err = await promise.then(
+/** A session whose browser typed `command`, saw `marker`, then dropped without a goodbye. */
+async function droppedAfter(device: string, command: string, marker: string): Promise<BrowserPeer> {
+  const browser = await BrowserPeer.open(stack.cloud, { device });
+  browser.type(command);
+  await browser.waitForScreen(marker);
+  browser.drop();
+  return browser;
+}
+
+/** The code of the agent's refusal of a resume offer (fails if it is accepted). */
+async function refusal(options: ResumeOptions): Promise<string> {
+  const err = await BrowserPeer.resume(stack.cloud, options).then(
     () => assert.fail('the resume was accepted'),
     (e: unknown) => e,
   );
@@ -131,34 +141,24 @@ describe('session resume', () => {
 
   it('refuses a wrong token and a session it does not have, and the session stays resumable', async () => {
     const device = stack.containers[1]!;
-    const first = await BrowserPeer.open(stack.cloud, { device });
-    first.type('echo hi-$((40+2))\n');
-    await first.waitForScreen('hi-42');
-    first.drop();
+    const first = await droppedAfter(device, 'echo hi-$((40+2))\n', 'hi-42');
     const resume = { device, sessionId: first.sessionId, resumeOffset: first.lastOffset };
     const wrong = first.resumeToken!.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+    assert.equal(await refusal({ ...resume, resumeToken: wrong }), ErrorCodes.RESUME_REFUSED);
     assert.equal(
-      await refusal(BrowserPeer.resume(stack.cloud, { ...resume, resumeToken: wrong })),
+      await refusal({
+        ...resume,
+        sessionId: 'nobody-here',
+        resumeToken: first.resumeToken!,
+      }),
       ErrorCodes.RESUME_REFUSED,
     );
     assert.equal(
-      await refusal(
-        BrowserPeer.resume(stack.cloud, {
-          ...resume,
-          sessionId: 'nobody-here',
-          resumeToken: first.resumeToken!,
-        }),
-      ),
-      ErrorCodes.RESUME_REFUSED,
-    );
-    assert.equal(
-      await refusal(
-        BrowserPeer.resume(stack.cloud, {
-          ...resume,
-          resumeToken: first.resumeToken!,
-          resumeOffset: first.lastOffset + 1000,
-        }),
-      ),
+      await refusal({
+        ...resume,
+        resumeToken: first.resumeToken!,
+        resumeOffset: first.lastOffset + 1000,
+      }),
       ErrorCodes.RESUME_OFFSET_OUT_OF_RANGE,
     );
     const back = await BrowserPeer.resume(stack.cloud, { ...resume, resumeToken: first.resumeToken! });
@@ -174,10 +174,7 @@ describe('session resume', () => {
 
   it('refuses a resume after the grace, and the shell is gone by then', async () => {
     const device = stack.containers[1]!;
-    const first = await BrowserPeer.open(stack.cloud, { device });
-    first.type('sleep 1000 & echo bg-$((2+2))\n');
-    await first.waitForScreen('bg-4');
-    first.drop();
+    const first = await droppedAfter(device, 'sleep 1000 & echo bg-$((2+2))\n', 'bg-4');
     const dropped = Date.now();
     await sleep(2000);
     assert.ok((await shellsIn(device)).length >= 2, 'shell and sleep run on while the browser is away');
@@ -186,14 +183,12 @@ describe('session resume', () => {
     assert.ok(Date.now() - dropped >= GRACE_S * 1000 - 500, 'not before the grace');
     await untilNoShells([device]);
     assert.equal(
-      await refusal(
-        BrowserPeer.resume(stack.cloud, {
-          device,
-          sessionId: first.sessionId,
-          resumeToken: first.resumeToken!,
-          resumeOffset: first.lastOffset,
-        }),
-      ),
+      await refusal({
+        device,
+        sessionId: first.sessionId,
+        resumeToken: first.resumeToken!,
+        resumeOffset: first.lastOffset,
+      }),
       ErrorCodes.RESUME_REFUSED,
     );
   });
