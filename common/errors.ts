@@ -43,6 +43,10 @@ export const ErrorCodes = {
   ICE_PORT_UNAVAILABLE: 'TG_ERR_ICE_PORT_UNAVAILABLE',
   /** An `ack` beyond the output sent, or behind an earlier one. */
   INVALID_ACK: 'TG_ERR_INVALID_ACK',
+  /** A resume offer for no session waiting to be resumed here, with a wrong token, or after the grace. */
+  RESUME_REFUSED: 'TG_ERR_RESUME_REFUSED',
+  /** A resume offer asks for output from an offset the session's replay buffer no longer holds. */
+  RESUME_OFFSET_OUT_OF_RANGE: 'TG_ERR_RESUME_OFFSET_OUT_OF_RANGE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

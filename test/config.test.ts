@@ -67,6 +67,8 @@ describe('agent configuration', () => {
     [{ workers: '0' }, /--workers: 0 is outside/],
     [{ idleTimeout: '-5' }, /--idle-timeout/],
     [{ setupTimeout: 'soon' }, /--setup-timeout/],
+    [{ resumeGrace: '-1' }, /--resume-grace/],
+    [{ replayBuffer: '100' }, /--replay-buffer/],
     [{ portRange: '60000-50000' }, /--port-range: end/],
     [{ iceUdpPort: '50000', portRange: '50000-50009' }, /--ice-udp-port: give either/],
     [{ iceUdpPort: '65535', workers: '2' }, /--ice-udp-port: 2 workers need ports 65535-65536/],
@@ -156,6 +158,8 @@ describe('agent configuration', () => {
     const shell = options.find((o) => o.long === '--shell');
     assert.deepEqual(config.session.shell, [shell?.defaultValue]);
     assert.equal(config.session.slowConsumerTimeoutMs, 60_000);
+    assert.equal(config.session.resumeGraceMs, 120_000);
+    assert.equal(config.session.replayBufferBytes, 1024 * 1024);
     assert.equal(config.session.maxMessagesPerSecond, 1000);
     assert.equal(config.dockerTimeoutMs, 10_000);
   });

@@ -83,6 +83,8 @@ before(async () => {
       `TERMGATE_CONTAINERS=${prefix}-*`,
       'TERMGATE_BIND_ADDRESS=127.0.0.1',
       'TERMGATE_WORKERS=2',
+      // The test's peers end sessions by closing (no resume grace).
+      'TERMGATE_RESUME_GRACE=0',
       `TERMGATE_METRICS_LISTEN=127.0.0.1:${metricsPort}`,
       '',
     ].join('\n'),

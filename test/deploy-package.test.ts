@@ -150,7 +150,18 @@ describe('npm package', () => {
     const listen = `127.0.0.1:${await freePort()}`;
     const agent = spawn(
       path.join(prefix, 'bin', 'termgate'),
-      ['agent', '--cloud-url', cloud.url, '--bind-address', '127.0.0.1', '--workers', '1'],
+      // The test's peer ends its session by closing (no resume grace).
+      [
+        'agent',
+        '--cloud-url',
+        cloud.url,
+        '--bind-address',
+        '127.0.0.1',
+        '--workers',
+        '1',
+        '--resume-grace',
+        '0',
+      ],
       {
         cwd: work,
         env: { ...process.env, TERMGATE_CONTAINERS: `${devicePrefix}-*`, TERMGATE_METRICS_LISTEN: listen },

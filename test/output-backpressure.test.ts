@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { ErrorCodes, type ErrorData } from '../common/errors.js';
 import { createSessionStats, StatSlot, statsView } from '../common/protocol/session-stats.js';
 import { OutputBackpressure, type OutputSink } from '../workers/OutputBackpressure.js';
+import { ReplayBuffer } from '../workers/ReplayBuffer.js';
 
 const TIMEOUT_MS = 2000;
 
@@ -111,5 +112,60 @@ describe('OutputBackpressure', () => {
     mock.timers.tick(TIMEOUT_MS * 2);
     assert.deepEqual(link.sent, ['x']);
     assert.deepEqual(slow, []);
+  });
+
+  describe('with a replay buffer (resume)', () => {
+    let replay: ReplayBuffer;
+    let resumable: OutputBackpressure;
+
+    beforeEach(() => {
+      replay = new ReplayBuffer(8);
+      resumable = new OutputBackpressure({
+        producer: { pause: () => void producer.push('pause'), resume: () => void producer.push('resume') },
+        stats,
+        slowConsumerTimeoutMs: TIMEOUT_MS,
+        onSlowConsumer: (error) => void slow.push(error),
+        replay,
+      });
+    });
+    afterEach(() => resumable.close());
+
+    it('keeps what it sends, keeps (not sends) output while the browser is away, and pauses once full', () => {
+      resumable.sendTo(link);
+      resumable.forward(Buffer.from('abc'));
+      resumable.detach();
+      assert.deepEqual(producer, ['resume'], 'read on while the buffer has room');
+      resumable.forward(Buffer.from('defg'));
+      assert.deepEqual(producer, ['resume']);
+      resumable.forward(Buffer.from('hij'));
+      assert.deepEqual(producer, ['resume', 'pause'], 'the shell pauses once the buffer is full');
+      assert.deepEqual(link.sent, ['abc'], 'nothing goes to the gone browser');
+      assert.equal(replay.start, 0, 'nothing is dropped while the browser is away');
+    });
+
+    it('a resumed browser gets the bytes after its offset, then live output, and the shell reads again', () => {
+      resumable.sendTo(link);
+      resumable.forward(Buffer.from('abc'));
+      resumable.detach();
+      resumable.forward(Buffer.from('defg'));
+      const back = new FakeLink();
+      resumable.resumeTo(back, 2);
+      resumable.forward(Buffer.from('h'));
+      assert.equal(back.sent.join(''), 'cdefgh');
+      assert.deepEqual(producer, ['resume', 'resume']);
+    });
+
+    it('a resumed browser whose buffer fills at once keeps the shell paused until it drains', () => {
+      resumable.sendTo(link);
+      resumable.detach();
+      resumable.forward(Buffer.from('0123456789'));
+      const back = new FakeLink();
+      back.congested = true;
+      resumable.resumeTo(back, 0);
+      assert.deepEqual(producer, ['resume', 'pause', 'pause']);
+      back.congested = false;
+      resumable.drained();
+      assert.deepEqual(producer.at(-1), 'resume');
+    });
   });
 });

@@ -18,7 +18,7 @@ import {
 import type { DataChannel } from '../workers/native-addon.js';
 import { AckPacer } from '../common/AckPacer.js';
 import { jsonOutputText, msgpackOutputFrame } from '../workers/output-frames.js';
-import { TerminalChannel } from '../workers/TerminalChannel.js';
+import { TerminalChannel, type ChannelStart } from '../workers/TerminalChannel.js';
 
 const CHUNK = 16 * 1024;
 
@@ -55,7 +55,11 @@ class RecordingChannel {
   }
 }
 
-function channel(encoding: Encoding): { dc: RecordingChannel; tc: TerminalChannel; stats: Float64Array } {
+/** A channel speaking `encoding` (the browser pinged in it), or one resuming at `start` that heard nothing yet. */
+function channel(
+  encoding: Encoding,
+  start?: ChannelStart,
+): { dc: RecordingChannel; tc: TerminalChannel; stats: Float64Array } {
   const dc = new RecordingChannel();
   const stats = statsView(createSessionStats());
   const tc = new TerminalChannel(
@@ -69,7 +73,9 @@ function channel(encoding: Encoding): { dc: RecordingChannel; tc: TerminalChanne
       ackWindowBytes: 256 * 1024,
     },
     stats,
+    start,
   );
+  if (start) return { dc, tc, stats };
   dc.receive(encodeInbound({ type: 'ping' }, encoding));
   dc.sent = []; // the pong
   return { dc, tc, stats };
@@ -150,6 +156,7 @@ describe('TerminalChannel output', () => {
           for (const read of cut(data, at)) tc.sendOutput(read);
           assert.deepEqual(received(dc.sent), data);
           assert.ok(dc.sent.every((m) => (m as Buffer).length <= CHUNK + 64));
+          assert.deepEqual(offsets(dc.sent), runningTotals(dc.sent, 0));
         },
       ),
       { numRuns: 200 },
@@ -170,6 +177,7 @@ describe('TerminalChannel output', () => {
             assert.ok(!piece.includes('\uFFFD'), 'no character was cut in two');
           }
           assert.equal(received(dc.sent).toString('utf8'), text);
+          assert.equal(offsets(dc.sent).at(-1) ?? 0, data.length, 'the last offset counts every byte');
         },
       ),
       { numRuns: 200 },
@@ -297,3 +305,26 @@ describe('AckPacer', () => {
     assert.equal(acks.length, 4, 'nothing after close');
   });
 });
+
+describe('TerminalChannel of a resumed session', () => {
+  it('a channel that resumes a session counts on from where the browser was, in its encoding', () => {
+    const { dc, tc } = channel('json', { offset: 1000, encoding: 'msgpack' });
+    tc.sendOutput(Buffer.from('abc'));
+    assert.ok(Buffer.isBuffer(dc.sent[0]), 'msgpack before the browser said anything');
+    assert.deepEqual(offsets(dc.sent), [1003]);
+  });
+});
+
+function offsets(sent: Array<string | Buffer>): number[] {
+  return sent.map((m) => (decodeOutbound(m) as { offset: number }).offset);
+}
+
+/** The offset each message should carry: the bytes of all output so far, from `start`. */
+function runningTotals(sent: Array<string | Buffer>, start: number): number[] {
+  let total = start;
+  return sent.map((m) => {
+    const { data } = decodeOutbound(m) as { data: Uint8Array };
+    total += data.length;
+    return total;
+  });
+}

@@ -22,11 +22,14 @@ export class AckWindow {
   /** The browser acks: the window applies. */
   #active = false;
 
-  constructor(windowBytes: number) {
+  /** `start`: the offset a resumed session's channel starts at (the browser's last one). */
+  constructor(windowBytes: number, start = 0) {
     this.#windowBytes = windowBytes;
+    this.#sent = start;
+    this.#acked = start;
   }
 
-  /** The offset the next `output` carrying `bytes` ends at; the bytes count as sent from now on. */
+  /** `bytes` more were sent; returns the offset the `output` carrying them ends at. */
   advance(bytes: number): number {
     this.#sent += bytes;
     return this.#sent;

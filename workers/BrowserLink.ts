@@ -11,6 +11,7 @@ import type { ErrorData } from '../common/errors.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
 import {
   TERMINAL_CHANNEL_LABEL,
+  type Encoding,
   type OutboundMessage,
   type SessionMessage,
 } from '../common/protocol/terminal-messages.js';
@@ -18,7 +19,7 @@ import type { IceCandidate, SessionSettings } from '../common/protocol/worker-me
 import { MediaSections } from './media-sections.js';
 import type { Addon, DataChannel } from './native-addon.js';
 import { Peer, type PeerState } from './Peer.js';
-import { TerminalChannel } from './TerminalChannel.js';
+import { TerminalChannel, type ChannelStart } from './TerminalChannel.js';
 
 /** How long a closing session waits for its last messages to leave the channel. */
 const CLOSE_FLUSH_MS = 5000;
@@ -43,6 +44,8 @@ export interface BrowserLinkOptions {
   settings: SessionSettings;
   /** The session's counters (session-stats.ts), written on the data path. */
   stats: Float64Array;
+  /** A resumed session's: the offset its output goes on from, and the encoding its browser spoke. */
+  start?: ChannelStart;
 }
 
 export interface BrowserLinkEvents {
@@ -118,6 +121,11 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
   /** The channel is open and `ready` was sent. */
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /** How the browser speaks (the channel's encoding), for the channel of a resume. */
+  get encoding(): Encoding {
+    return this.#channel?.encoding ?? this.#options.start?.encoding ?? 'json';
   }
 
   /** True while the channel's send buffer is past the high-water mark. */
@@ -196,7 +204,8 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
       dc.close(); // only one terminal channel per session
       return;
     }
-    const channel = new TerminalChannel(dc, this.#options.settings, this.#options.stats);
+    const { settings, stats, start } = this.#options;
+    const channel = new TerminalChannel(dc, settings, stats, start);
     this.#channel = channel;
     channel.on('open', () => this.#onChannelOpen());
     channel.on('message', (message) => this.safeEmit('message', message));

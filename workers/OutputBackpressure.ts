@@ -4,9 +4,14 @@
  * counted), and it is resumed when the buffer drains below the low-water mark. A buffer that stays full
  * for the slow-consumer timeout ends the session (SlowConsumerWatch): a browser that takes nothing must
  * not hold a root shell and a high-water mark of memory.
+ *
+ * With a replay buffer (resume, issue 13) every chunk sent is kept there too. When the browser drops
+ * (`detach`) output is only kept, and the PTY is paused once the buffer is full: the shell blocks, nothing
+ * is lost. A resumed browser (`resumeTo`) gets what it missed from the buffer, then live output.
  */
 import { ErrorCodes, type ErrorData } from '../common/errors.js';
 import { StatSlot } from '../common/protocol/session-stats.js';
+import type { ReplayBuffer } from './ReplayBuffer.js';
 import { SlowConsumerWatch } from './SlowConsumerWatch.js';
 
 /** Where output goes: the browser's side (BrowserLink). */
@@ -30,12 +35,15 @@ export interface OutputBackpressureOptions {
   slowConsumerTimeoutMs: number;
   /** The browser took nothing for the timeout: the session should end with this error. */
   onSlowConsumer: (error: ErrorData) => void;
+  /** Where output is kept for a resume; none when resume is off. */
+  replay?: ReplayBuffer | undefined;
 }
 
 export class OutputBackpressure {
   readonly #producer: OutputProducer;
   readonly #stats: Float64Array;
   readonly #watch: SlowConsumerWatch;
+  readonly #replay: ReplayBuffer | undefined;
   #sink: OutputSink | undefined;
   #closed = false;
 
@@ -43,6 +51,7 @@ export class OutputBackpressure {
     const { slowConsumerTimeoutMs: timeoutMs } = options;
     this.#producer = options.producer;
     this.#stats = options.stats;
+    this.#replay = options.replay;
     this.#watch = new SlowConsumerWatch(timeoutMs, () =>
       options.onSlowConsumer({
         code: ErrorCodes.SLOW_CONSUMER,
@@ -58,14 +67,49 @@ export class OutputBackpressure {
 
   /** A chunk of the PTY's output. */
   forward(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#replay?.append(chunk);
     const sink = this.#sink;
-    if (!sink || this.#closed) return;
-    sink.sendOutput(chunk);
-    if (sink.congested) {
-      this.#stats[StatSlot.backpressurePauses]! += 1;
-      this.#producer.pause();
-      this.#watch.congested();
+    if (!sink) {
+      if (this.#replay?.full) this.#producer.pause();
+      return;
     }
+    sink.sendOutput(chunk);
+    this.#checkCongestion(sink);
+  }
+
+  /**
+   * The browser dropped and may come back: output is kept from now on, none is sent, and the PTY is read
+   * until the replay buffer is full. Only with a replay buffer.
+   */
+  detach(): void {
+    this.#sink = undefined;
+    this.#replay?.pin();
+    this.#watch.drained();
+    if (this.#replay?.full) this.#producer.pause();
+    else this.#producer.resume();
+  }
+
+  /**
+   * A resumed browser whose last output ended at `offset` (checked with `ReplayBuffer.has`): the bytes
+   * after it go out now, then live output.
+   */
+  resumeTo(sink: OutputSink, offset: number): void {
+    const replay = this.#replay;
+    if (!replay || this.#closed) return;
+    this.#sink = sink;
+    for (const piece of replay.since(offset)) sink.sendOutput(piece);
+    replay.unpin();
+    if (!this.#checkCongestion(sink)) this.#producer.resume();
+  }
+
+  /** Pauses the PTY while the sink's buffer is past its high-water mark; true if it is. */
+  #checkCongestion(sink: OutputSink): boolean {
+    if (!sink.congested) return false;
+    this.#stats[StatSlot.backpressurePauses]! += 1;
+    this.#producer.pause();
+    this.#watch.congested();
+    return true;
   }
 
   /**

@@ -104,6 +104,11 @@ export class PtyAttachment extends SafeEmitter<PtyAttachmentEvents> {
     return this.#size;
   }
 
+  /** The container of the attached PTY, if one is. */
+  get container(): string | undefined {
+    return this.#pty?.container;
+  }
+
   /** Opens a PTY into `target` and attaches it in place of the current one (told as `replaced`). */
   attach(target: PtyTarget, size: Size = this.#size): Promise<void> {
     if (this.#closed) return Promise.resolve();

@@ -6,6 +6,9 @@
  * What a browser can make the agent hold is bounded in bytes: output pauses the PTY past the high-water
  * mark (and, for a browser that acks, past the ack window: AckWindow), and replies (pong, error), which a browser can provoke at its message rate, are dropped while the
  * send buffer is past that mark. Only messages the channel accepts refresh the session's idle clock.
+ *
+ * Every `output` carries its `offset`: the session's output bytes through the end of its data. A channel
+ * that resumes a session (issue 13) starts counting where the browser's last one ended.
  */
 import { ErrorCodes, TermgateError, toErrorData, type ErrorData } from '../common/errors.js';
 import {
@@ -37,6 +40,12 @@ export interface TerminalChannelOptions {
   ackWindowBytes: number;
 }
 
+/** Where a channel of a resumed session starts: the browser's last offset, and how it speaks. */
+export interface ChannelStart {
+  offset: number;
+  encoding: Encoding;
+}
+
 export interface TerminalChannelEvents {
   open: [];
   message: [message: SessionMessage];
@@ -52,22 +61,29 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   readonly #dc: DataChannel;
   readonly #options: TerminalChannelOptions;
   readonly #stats: Float64Array;
-  #encoding: Encoding = 'json';
+  #encoding: Encoding;
   /** Bytes of an incomplete UTF-8 character held back from the last output chunk (JSON mode). */
   #carry: Buffer | undefined;
+  /** Counts the output sent (each message's `offset`) and, for a browser that acks, bounds what is in flight. */
   readonly #window: AckWindow;
   #closed = false;
   readonly #limiter: RateLimiter;
   /** When the browser was last told it is over the rate; within a second, refusals are silent. */
   #rateErrorAtMs = -Infinity;
 
-  constructor(dc: DataChannel, options: TerminalChannelOptions, stats: Float64Array) {
+  constructor(
+    dc: DataChannel,
+    options: TerminalChannelOptions,
+    stats: Float64Array,
+    start: ChannelStart = { offset: 0, encoding: 'json' },
+  ) {
     super();
     this.#dc = dc;
+    this.#encoding = start.encoding;
     this.#options = options;
     this.#stats = stats;
     this.#limiter = new RateLimiter(options.maxMessagesPerSecond);
-    this.#window = new AckWindow(options.ackWindowBytes);
+    this.#window = new AckWindow(options.ackWindowBytes, start.offset);
     dc.setBufferedAmountLowThreshold(options.lowWaterMark);
     dc.onOpen(() => this.safeEmit('open'));
     dc.onClosed(() => this.#onRemoteClose());
@@ -147,13 +163,15 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
 
   /** One `output` message, encoded straight from the bytes (see output-frames.ts). */
   #sendBytes(piece: Buffer): boolean {
-    const offset = this.#window.advance(piece.length);
+    const offset = this.#window.sent + piece.length;
     try {
       if (this.#encoding === 'json') this.#dc.sendMessage(jsonOutputText(piece, offset));
       else this.#dc.sendMessageBinary(msgpackOutputFrame(piece, offset));
     } catch {
       return false;
     }
+    // Counted once sent: bytes a closing channel refused are the replay buffer's to send again.
+    this.#window.advance(piece.length);
     this.#stats[StatSlot.messagesToBrowser]! += 1;
     this.#stats[StatSlot.bytesToBrowser]! += piece.length;
     // A shell that is working keeps its session: output counts as activity, replies do not.

@@ -52,6 +52,14 @@ export function offerSchema(maxSdpBytes: number) {
       .min(1)
       .refine((s) => Buffer.byteLength(s) <= maxSdpBytes, `larger than ${maxSdpBytes} bytes`),
     sdp_type: z.literal('offer'),
+    /**
+     * termgate extension (issue 13): resume the dropped session `session_id` on this new connection. The
+     * token is the one its `pty_connected` carried; `resume_offset` the last output `offset` the browser
+     * received (absent: 0). The answer is refused with TG_ERR_RESUME_REFUSED or
+     * TG_ERR_RESUME_OFFSET_OUT_OF_RANGE.
+     */
+    resume_token: z.string().min(1).max(256).optional(),
+    resume_offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   });
 }
 export type OfferMessage = z.infer<ReturnType<typeof offerSchema>>;
@@ -77,6 +85,9 @@ export interface BrowserOffer {
   device_id: string;
   sdp: string;
   sdp_type: 'offer';
+  /** Resume a dropped session (see `offerSchema`). */
+  resume_token?: string;
+  resume_offset?: number;
 }
 
 export interface AnswerSuccess {

@@ -35,16 +35,18 @@ export type InboundMessage = z.infer<typeof inboundSchema>;
 export type SessionMessage = Exclude<InboundMessage, { type: 'ack' }>;
 
 /**
- * Agent → browser. `data` is a string in JSON mode and raw bytes in msgpack mode. `output`'s `offset`
- * (additive) counts the session's raw PTY output bytes through the end of this message's data (bytes
- * held back for a whole UTF-8 character count in the message that carries them); an `ack` of it opts
- * the browser into flow control.
+ * Agent → browser. `data` is a string in JSON mode and raw bytes in msgpack mode. Additive fields (issue
+ * 13): `output.offset` counts the session's raw PTY output bytes through the end of this message's data
+ * (bytes held back for a whole UTF-8 character count in the message that carries them); the last one a
+ * browser saw is where a resume starts, and an `ack` of it opts the browser into flow control.
+ * `pty_connected.resume_token` is the secret a browser presents in a resume offer (`webrtc:offer`
+ * `resume_token`).
  */
 export type OutboundMessage =
   | { type: 'output'; data: string | Uint8Array; offset?: number }
   | { type: 'ready' }
   | { type: 'pong' }
-  | { type: 'pty_connected'; container: string }
+  | { type: 'pty_connected'; container: string; resume_token?: string }
   | { type: 'pty_disconnected'; reason?: string }
   | { type: 'error'; message: string; code?: ErrorCode };
 

@@ -32,6 +32,7 @@ export type CloseReason =
   | 'pty-failed'
   | 'worker-died'
   | 'slow-consumer'
+  | 'resume-expired'
   | 'shutdown';
 
 export const CLOSE_REASONS: readonly CloseReason[] = [
@@ -43,6 +44,7 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   'pty-failed',
   'worker-died',
   'slow-consumer',
+  'resume-expired',
   'shutdown',
 ];
 
@@ -81,6 +83,10 @@ export interface SessionSettings {
   setupTimeoutMs: number;
   /** A session whose send buffer stays past the high-water mark this long is closed as `slow-consumer`. */
   slowConsumerTimeoutMs: number;
+  /** A session whose browser dropped without a close waits this long for a resume offer; 0: no resume. */
+  resumeGraceMs: number;
+  /** Output bytes kept per session for a resume (ReplayBuffer). */
+  replayBufferBytes: number;
   /** How long one Docker engine call may take. */
   dockerTimeoutMs: number;
 }
@@ -126,11 +132,20 @@ export interface PtyTarget {
   containerId: string;
 }
 
+/** A resume offer's proof and position: the token from `pty_connected`, the last `offset` received. */
+export interface ResumeRequest {
+  token: string;
+  offset: number;
+}
+
 /** Main thread → a session's worker, on the session's port. */
 export interface MainToSession {
   requests: {
-    /** Applies the browser's offer; the answer SDP comes back. */
-    offer: { params: { sdp: string }; result: { sdp: string } };
+    /**
+     * Applies the browser's offer; the answer SDP comes back. With `resume`, the offer reattaches a new
+     * connection to this session's shell (issue 13), or is refused (TG_ERR_RESUME_*).
+     */
+    offer: { params: { sdp: string; resume?: ResumeRequest }; result: { sdp: string } };
   };
   notifications: {
     'remote-candidate': IceCandidate;

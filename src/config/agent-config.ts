@@ -112,6 +112,8 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       maxPendingInputBytes: MAX_PENDING_INPUT_BYTES,
       setupTimeoutMs: v('setupTimeout'),
       slowConsumerTimeoutMs: v('slowConsumerTimeout'),
+      resumeGraceMs: v('resumeGrace'),
+      replayBufferBytes: v('replayBuffer'),
       dockerTimeoutMs,
       maxMessagesPerSecond: v('maxMessagesPerSecond'),
       ackWindowBytes: v('ackWindow'),

@@ -21,6 +21,7 @@ import {
   path,
   portRange,
   seconds,
+  secondsOrOff,
   text,
 } from './parsers.js';
 import { spec, type FlagSpec } from './flag-spec.js';
@@ -168,6 +169,24 @@ export const AGENT_FLAGS = {
     help: 'close a session whose browser has not taken its output (send buffer past the high-water mark) this long',
     readme:
       'close a session (`slow-consumer`) whose send buffer stays past the high-water mark (1 MiB) this long',
+  }),
+  resumeGrace: spec({
+    flag: '--resume-grace <s>',
+    env: 'TERMGATE_RESUME_GRACE',
+    parse: secondsOrOff,
+    default: '120',
+    help: 'keep the shell of a session whose browser dropped without a close this long, for a resume offer (0: off)',
+    readme:
+      'a session whose connection drops without a `close` keeps its shell this long (`disconnected`) for a resume offer with its `resume_token`; 0 ends it at once',
+  }),
+  replayBuffer: spec({
+    flag: '--replay-buffer <bytes>',
+    env: 'TERMGATE_REPLAY_BUFFER',
+    parse: integer(4096, 256 * 1024 * 1024),
+    default: '1048576',
+    help: "output bytes kept per session for a resume; a dropped session's shell is paused when it is full",
+    readme:
+      'output bytes kept per session for a resume (the last ones sent; while `disconnected` the shell is paused once it is full)',
   }),
   sweepInterval: spec({
     flag: '--sweep-interval <s>',

@@ -57,6 +57,16 @@ export const seconds: Parser<number> = (raw, flag) => {
   return Math.round(n * 1000);
 };
 
+/** A number of seconds, 0 included (which turns the feature off), as milliseconds. */
+export const secondsOrOff: Parser<number> = (raw, flag) => {
+  const value = one(raw, flag);
+  const n = Number(value);
+  if (value === undefined || value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new ConfigError(flag, `expected a number of seconds (0: off), got ${JSON.stringify(value)}`);
+  }
+  return Math.round(n * 1000);
+};
+
 /** An http(s)/ws(s) URL; whether clear text is allowed is decided with --insecure-cloud. */
 export const cloudUrl: Parser<URL> = (raw, flag) => {
   const value = one(raw, flag);

@@ -22,6 +22,7 @@ import type {
   IceCandidate,
   MainToSession,
   PtyTarget,
+  ResumeRequest,
   SessionResult,
   SessionState,
   SessionToMain,
@@ -120,12 +121,13 @@ export class SessionHandle extends SafeEmitter<SessionHandleEvents> {
 
   /**
    * Hands the browser's offer to the worker and resolves with the answer SDP; rejects with the worker's
-   * error (a bad SDP), at `timeoutMs`, or with why the session ended first.
+   * error (a bad SDP, a refused resume), at `timeoutMs`, or with why the session ended first. With
+   * `resume` the offer reattaches a new connection to this session's shell.
    */
-  async answer(offerSdp: string, timeoutMs: number): Promise<string> {
+  async answer(offerSdp: string, timeoutMs: number, resume?: ResumeRequest): Promise<string> {
     const { sdp } = await this.#worker.request(
       'offer',
-      { sdp: offerSdp },
+      resume ? { sdp: offerSdp, resume } : { sdp: offerSdp },
       {
         timeoutMs,
         timeoutError: {

@@ -123,6 +123,7 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
         'too many offers per second on this agent; retry shortly',
       );
     }
+    if (offer.resume_token !== undefined) return this.#resume(offer, offer.resume_token);
     // Reserve first (synchronously) so a duplicate session_id cannot slip in while Docker is asked.
     const session = this.#o.registry.create(offer.session_id, offer.device_id, offer.devices);
     let containerId: string;
@@ -155,6 +156,24 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
       session.close('offer-failed');
       throw err;
     }
+  }
+
+  /**
+   * A resume offer (issue 13): the session keeps its slot, shell and container; its worker checks the
+   * token and the offset and answers with a new peer. A refusal leaves the session as it was.
+   */
+  async #resume(offer: OfferMessage, token: string): Promise<string> {
+    const session = this.#o.registry.get(offer.session_id);
+    if (!session || session.closed) {
+      throw new TermgateError(
+        ErrorCodes.RESUME_REFUSED,
+        `no session "${offer.session_id}" to resume on this agent: unknown, ended, or its grace is over`,
+      );
+    }
+    const resume = { token, offset: offer.resume_offset ?? 0 };
+    const sdp = await session.answer(offer.sdp, this.#o.answerTimeoutMs, resume);
+    this.#o.logger.info({ session: session.id, offset: resume.offset }, 'session resumed');
+    return sdp;
   }
 
   #wire(session: SessionHandle): void {

@@ -39,7 +39,18 @@ export class AgentProcess {
     options: { metrics?: 'off' | 'default'; ipc?: boolean } = {},
   ): AgentProcess {
     const metrics = options.metrics === 'default' ? [] : ['--metrics-listen', 'off'];
-    const args = ['--cloud-url', cloudUrl, '--bind-address', '127.0.0.1', ...metrics, ...extraArgs];
+    // Tests that do not speak of resume end a session by closing their peer (BrowserPeer.close), as they
+    // did before resume existed; with a grace that would be a drop. Resume tests give their own.
+    const resume = extraArgs.includes('--resume-grace') ? [] : ['--resume-grace', '0'];
+    const args = [
+      '--cloud-url',
+      cloudUrl,
+      '--bind-address',
+      '127.0.0.1',
+      ...metrics,
+      ...resume,
+      ...extraArgs,
+    ];
     const unset = options.metrics === 'default' ? ['TERMGATE_METRICS_LISTEN'] : [];
     return new AgentProcess(args, env, unset, options.ipc ?? false);
   }

@@ -48,6 +48,13 @@ export interface OpenOptions {
   timeoutMs?: number;
 }
 
+/** A resume offer (issue 13): the dropped session's id, its token, and the last output offset received. */
+export interface ResumeOptions extends OpenOptions {
+  sessionId: string;
+  resumeToken: string;
+  resumeOffset: number;
+}
+
 /** Reports this process's setup retries and fails above the stated rate (run at every peer file's end). */
 export function checkSetupRetries(): void {
   if (BrowserPeer.setups === 0) return;
@@ -80,7 +87,7 @@ class IceFailure extends Error {
 /** Two failures in a row happen about once in a few thousand setups; three, about once in half a million. */
 const MAX_ICE_RETRIES = 2;
 
-class OfferRefused extends Error {
+export class OfferRefused extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -110,11 +117,13 @@ export class BrowserPeer {
   #pendingCandidates: Array<[string, string]> | undefined = [];
   readonly #onOutput: ((bytes: Buffer) => void) | undefined;
   readonly #acks: AckPacer | undefined;
-  /** The `offset` of the last output message (0 before any, or from an agent that sends none). */
-  #lastOffset = 0;
   #waiters = new Set<() => void>();
   #anyMessage = false;
   #closed = false;
+  /** The `offset` of the last output message (the resume offset, before any arrived). */
+  #lastOffset: number;
+  #offsetGaps = 0;
+  #firstOutputAt: number | undefined;
 
   /** Our candidates, held back until the answer unless `trickleBeforeAnswer` is set. */
   #heldCandidates: Array<Record<string, unknown>> | undefined;
@@ -126,6 +135,7 @@ export class BrowserPeer {
     this.encoding = options.encoding ?? 'json';
     this.#onOutput = options.onOutput;
     if (options.ack) this.#acks = new AckPacer((offset) => this.send({ type: 'ack', offset }));
+    this.#lastOffset = (options as Partial<ResumeOptions>).resumeOffset ?? 0;
     this.#pc = new nodeDataChannel.PeerConnection(`browser-${sessionId}`, {
       iceServers: [],
       bindAddress: '127.0.0.1',
@@ -215,6 +225,15 @@ export class BrowserPeer {
     }
   }
 
+  /**
+   * Resumes a dropped session on a new peer: an offer with the session's id, token and the last offset
+   * received, answered like any offer; waits for `pty_connected` (unless `noWait`). No retry under a new
+   * session id: a resume is for this session only. A refusal throws an error whose `code` is the agent's.
+   */
+  static async resume(cloud: TestCloud, options: ResumeOptions): Promise<BrowserPeer> {
+    return BrowserPeer.#openOnce(cloud, options, options.sessionId);
+  }
+
   /** Sessions this process set up with `open()` (first tries), and those that failed ICE and were tried again. */
   static setups = 0;
   static iceRetries = 0;
@@ -244,8 +263,10 @@ export class BrowserPeer {
 
   async #negotiate(options: OpenOptions, timeoutMs: number): Promise<void> {
     const { device, devices } = options;
+    const { resumeToken, resumeOffset } = options as Partial<ResumeOptions>;
     const local = await this.#localOffer(timeoutMs);
     const offer = this.#holdUntilAnswer ? withoutCandidates(local) : local;
+    this.offeredAt = performance.now();
     const answered = this.#cloud.offer(
       {
         session_id: this.sessionId,
@@ -253,6 +274,7 @@ export class BrowserPeer {
         sdp: offer,
         sdp_type: 'offer',
         ...(devices && { devices }),
+        ...(resumeToken !== undefined && { resume_token: resumeToken, resume_offset: resumeOffset }),
       },
       timeoutMs,
     );
@@ -330,8 +352,7 @@ export class BrowserPeer {
     this.#anyMessage = true;
     const message = decodeOutbound(raw);
     if (message.type === 'output') {
-      this.#lastOutputAt = performance.now();
-      if (message.offset !== undefined) this.#lastOffset = message.offset;
+      this.#trackOffset(message);
       // This reader has consumed a message once it is handed over: there is no queue behind it.
       if (message.offset !== undefined) this.#acks?.consumed(message.offset);
     }
@@ -354,6 +375,37 @@ export class BrowserPeer {
     this.#wake();
   }
 
+  /** Each output's offset must follow the last one by the bytes it carries (raw bytes; UTF-8 text here). */
+  #trackOffset(message: { data: string | Uint8Array; offset?: number }): void {
+    this.#lastOutputAt = performance.now();
+    this.#firstOutputAt ??= this.#lastOutputAt;
+    const bytes = typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.length;
+    if (message.offset !== this.#lastOffset + bytes) this.#offsetGaps++;
+    this.#lastOffset = message.offset ?? this.#lastOffset + bytes;
+  }
+
+  /** The `offset` of the last output received: where a resume starts. */
+  get lastOffset(): number {
+    return this.#lastOffset;
+  }
+
+  /** Output messages whose `offset` did not follow on from the one before (0 when nothing was lost). */
+  get offsetGaps(): number {
+    return this.#offsetGaps;
+  }
+
+  /** When the offer went out and when the first output arrived (`performance.now()`). */
+  offeredAt = 0;
+  get firstOutputAt(): number | undefined {
+    return this.#firstOutputAt;
+  }
+
+  /** The resume token the agent handed out in `pty_connected`. */
+  get resumeToken(): string | undefined {
+    const connected = this.ptyConnected ?? this.messages.find((m) => m.type === 'pty_connected');
+    return connected?.type === 'pty_connected' ? connected.resume_token : undefined;
+  }
+
   #wake(): void {
     for (const waiter of this.#waiters) waiter();
   }
@@ -364,11 +416,6 @@ export class BrowserPeer {
 
   get outputBytes(): number {
     return this.#outputBytes;
-  }
-
-  /** The agent's count of output bytes through the last output message (its `offset`). */
-  get lastOffset(): number {
-    return this.#lastOffset;
   }
 
   /** When the last output message arrived (`performance.now()`), to time a transfer to its end. */
@@ -451,6 +498,31 @@ export class BrowserPeer {
 
   waitForScreen(text: string, timeoutMs = 15_000): Promise<void> {
     return this.until(() => this.screen().includes(text), JSON.stringify(text), timeoutMs);
+  }
+
+  /**
+   * Drops the connection the way a killed tab or a lost network does: no `close` message, no orderly
+   * channel close; the peer connection is torn down under the channel.
+   */
+  drop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cloud.offIce(this.sessionId);
+    this.#pc.close();
+  }
+
+  /**
+   * Ends the session the way the page's disconnect does, and waits for it: a `close` message, then the
+   * agent's goodbye closes the channel, then this peer closes. (`close()` alone only tears the peer down:
+   * an agent with resume on takes that for a drop, see `drop`.)
+   */
+  async end(timeoutMs = 15_000): Promise<void> {
+    if (this.#closed) return;
+    if (this.#dc.isOpen()) {
+      this.send({ type: 'close' });
+      await this.until(() => this.channelClosed, 'the agent to close the channel', timeoutMs);
+    }
+    this.close();
   }
 
   close(): void {
