@@ -19,64 +19,19 @@ import type { CloudRefusal } from '../standin/cloud/CloudServer.js';
 import { launchChromium, type ChromiumSession } from './helpers/chromium.js';
 import { startBrowserStack, type BrowserStack } from './helpers/browser-stack.js';
 import { IN_NETNS, rerunInNetns } from './helpers/netns.js';
+import {
+  closeLeavesNoShell,
+  run,
+  shellsIn,
+  typeAndResize,
+  until,
+  waitConnected,
+} from './helpers/terminal-page.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const SCREENSHOT = fileURLToPath(new URL('../../docs/terminal.png', import.meta.url));
 /** A name an attacker's DNS points at 127.0.0.1 after their page has loaded (DNS rebinding). */
 const REBOUND = 'rebind.test';
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: Error | undefined;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err instanceof Error ? err : new Error(String(err));
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const screen = (page: Page) =>
-  page.evaluate(() =>
-    (globalThis as unknown as { termgate: { screenText(): string } }).termgate.screenText(),
-  );
-const termSize = (page: Page) =>
-  page.evaluate(() => {
-    const t = (globalThis as unknown as { termgate: { term: { cols: number; rows: number } } }).termgate.term;
-    return { cols: t.cols, rows: t.rows };
-  });
-
-async function waitConnected(page: Page): Promise<void> {
-  await page.waitForSelector('#state[data-state="connected"]', { timeout: 20_000 });
-}
-
-/** Types a command and waits for a screen line that matches `expect` exactly. */
-async function run(page: Page, command: string, expect: RegExp): Promise<string> {
-  await page.click('#terminal');
-  await page.keyboard.type(command);
-  await page.keyboard.press('Enter');
-  try {
-    return await until(`${JSON.stringify(command)} output`, async () => {
-      const text = await screen(page);
-      return text.split('\n').find((l) => expect.test(l.trimEnd()));
-    });
-  } catch (err) {
-    const text = (await screen(page)).trimEnd();
-    throw new Error(`${(err as Error).message}; the screen shows:\n${text}`);
-  }
-}
-
-const shellsIn = async (stack: BrowserStack) =>
-  (await stack.processes()).filter((c) => /(^|\/)sh(\s|$)/.test(c));
 
 const tokenOf = (stack: BrowserStack) =>
   new URLSearchParams(new URL(stack.cloud.pageUrl()).hash.slice(1)).get('token') ?? '';
@@ -206,15 +161,7 @@ if (!IN_NETNS) {
       assert.equal(page.url(), `${stack.url}/?device=${stack.container}`);
       assert.equal(await storedToken(page), tokenOf(stack));
 
-      const token = `e2e-${randomBytes(6).toString('hex')}`;
-      await run(page, `echo ${token}`, new RegExp(`^${token}$`));
-
-      await page.setViewportSize({ width: 760, height: 420 });
-      const size = await until('terminal to refit', async () => {
-        const s = await termSize(page);
-        return s.cols < 100 ? s : undefined;
-      });
-      await run(page, 'stty size', new RegExp(`^${size.rows} ${size.cols}$`));
+      await typeAndResize(page, () => page.setViewportSize({ width: 760, height: 420 }));
 
       await run(page, 'uname -s; id -un', /^root$/);
       await mkdir(path.dirname(SCREENSHOT), { recursive: true });
@@ -227,14 +174,7 @@ if (!IN_NETNS) {
       await run(page, `echo ${again}`, new RegExp(`^${again}$`));
       assert.deepEqual(refusals, [], 'nothing of the real page was refused');
 
-      assert.ok((await shellsIn(stack)).length >= 1, 'a shell runs while the tab is open');
-      await page.close();
-      await until(
-        'the shell to end after the tab closed',
-        async () => (await shellsIn(stack)).length === 0,
-        15_000,
-      );
-      await until('the cloud to drop the session', () => Promise.resolve(stack.cloud.sessionCount === 0));
+      await closeLeavesNoShell(page, stack);
       assert.deepEqual(consoleErrors, []);
     });
 

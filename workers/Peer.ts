@@ -6,6 +6,7 @@
  */
 import { ErrorCodes, TermgateError } from '../common/errors.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
+import { isMdnsCandidate, withoutMdnsCandidates } from './mdns-candidates.js';
 import type { Addon, DataChannel, PeerConnection } from './native-addon.js';
 
 export interface PeerOptions {
@@ -55,11 +56,12 @@ export class Peer extends SafeEmitter<PeerEvents> {
 
   /**
    * Applies the browser's offer and returns the answer SDP (available synchronously in libdatachannel).
-   * The agent answers as the DTLS server (`a=setup:passive`); see `asDtlsServer`.
+   * The agent answers as the DTLS server (`a=setup:passive`); see `asDtlsServer`. The offer's mDNS
+   * candidates are dropped (workers/mdns-candidates.ts).
    */
   answer(offerSdp: string): string {
     try {
-      this.#pc.setRemoteDescription(asDtlsServer(offerSdp), 'offer');
+      this.#pc.setRemoteDescription(asDtlsServer(withoutMdnsCandidates(offerSdp)), 'offer');
     } catch (err) {
       throw new TermgateError(ErrorCodes.BAD_SDP, `the offer SDP was refused: ${(err as Error).message}`);
     }
@@ -76,9 +78,12 @@ export class Peer extends SafeEmitter<PeerEvents> {
     return local.sdp;
   }
 
-  /** Adds a browser candidate; held until the offer is applied. A bad candidate is ignored, not fatal. */
+  /**
+   * Adds a browser candidate; held until the offer is applied. A bad candidate is ignored, not fatal,
+   * and so is an mDNS one, which nothing here could resolve (workers/mdns-candidates.ts).
+   */
   addRemoteCandidate(candidate: string, mid: string): boolean {
-    if (this.#closed || candidate === '') return false;
+    if (this.#closed || candidate === '' || isMdnsCandidate(candidate)) return false;
     if (this.#pendingCandidates) {
       this.#pendingCandidates.push([candidate, mid]);
       return true;

@@ -35,7 +35,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-export async function startBrowserStack(): Promise<BrowserStack> {
+export interface BrowserStackOptions {
+  /** The agent's `--bind-address`, so its only ICE candidates. Default 127.0.0.1. */
+  bindAddress?: string;
+}
+
+export async function startBrowserStack(options: BrowserStackOptions = {}): Promise<BrowserStack> {
   const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
   const container = `vplc-e2e-${randomBytes(4).toString('hex')}`;
   const handle = await docker.createContainer({
@@ -62,7 +67,7 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       '--containers',
       container,
       '--bind-address',
-      '127.0.0.1',
+      options.bindAddress ?? '127.0.0.1',
       '--workers',
       '2',
       '--metrics-listen',
