@@ -17,7 +17,9 @@ import {
 import type { IceCandidate, SessionSettings } from '../common/protocol/worker-messages.js';
 import { MediaSections } from './media-sections.js';
 import type { Addon, DataChannel } from './native-addon.js';
+import { PathWatch } from './PathWatch.js';
 import { Peer, type PeerState } from './Peer.js';
+import type { SelectedPath } from './selected-path.js';
 import { TerminalChannel } from './TerminalChannel.js';
 
 /** How long a closing session waits for its last messages to leave the channel. */
@@ -51,6 +53,8 @@ export interface BrowserLinkEvents {
   /** The channel is open and `ready` went out; held messages followed it. */
   ready: [];
   message: [message: InboundMessage];
+  /** The selected ICE path became known or changed kind (sampled from the channel's opening on). */
+  path: [path: SelectedPath];
   /** The channel's send buffer fell below the low-water mark. */
   drain: [];
   /** A handler on the channel threw (caught there); the browser got TG_ERR_INTERNAL. */
@@ -61,6 +65,7 @@ export interface BrowserLinkEvents {
 export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
   readonly #peer: Peer;
   readonly #options: BrowserLinkOptions;
+  readonly #pathWatch: PathWatch;
   #sections: MediaSections | undefined;
   #channel: TerminalChannel | undefined;
   #ready = false;
@@ -76,6 +81,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     this.#peer = new Peer(addon, {
       name: options.name,
       iceServers: settings.iceServers,
+      iceTransportPolicy: settings.iceTransportPolicy,
       bindAddress: settings.bindAddress,
       portRangeBegin: settings.portRangeBegin,
       portRangeEnd: settings.portRangeEnd,
@@ -92,6 +98,11 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     );
     this.#peer.on('state', (state) => this.#onPeerState(state));
     this.#peer.on('data-channel', (dc) => this.#onDataChannel(dc));
+    this.#pathWatch = new PathWatch({
+      sample: () => this.#peer.selectedPath(),
+      stats: options.stats,
+      onPath: (path) => this.safeEmit('path', path),
+    });
   }
 
   /**
@@ -168,6 +179,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     this.#closed = true;
     clearTimeout(this.#setupTimer);
     clearTimeout(this.#disconnectedTimer);
+    this.#pathWatch.close();
     this.#channel?.close();
     this.#peer.close();
     this.removeAllListeners();
@@ -216,5 +228,6 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     this.#held = [];
     for (const message of held) this.#channel.send(message);
     this.safeEmit('ready');
+    this.#pathWatch.start();
   }
 }
