@@ -12,6 +12,7 @@ import type {
   IceMessage,
 } from '../common/protocol/signaling.js';
 import type { InboundMessage, OutboundMessage } from '../common/protocol/terminal-messages.js';
+import { readConnectionPath, type ConnectionPath } from './connection-path.js';
 
 export type Encoding = 'msgpack' | 'json';
 /** What the page shows (the agent's own states are `SessionState` in common/protocol/worker-messages.ts). */
@@ -26,6 +27,10 @@ export interface TerminalSessionOptions {
   onState: (state: PageSessionState, detail: string) => void;
   onOutput: (data: string | Uint8Array) => void;
   onNotice: (text: string) => void;
+  /** The connection's path (direct or relayed, RTT), once connected and every few seconds after. */
+  onPath: (path: ConnectionPath | undefined) => void;
+  /** STUN/TURN servers and transport policy for the peer connection (the cloud's `/api/ice-servers`). */
+  ice: RTCConfiguration;
 }
 
 /** The page's Socket.IO client, typed by the signaling contract's event maps. */
@@ -34,6 +39,7 @@ export type CloudSocket = Socket<CloudToBrowserEvents, BrowserToCloudEvents>;
 const CONNECT_TIMEOUT_MS = 20_000;
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 30_000;
+const PATH_INTERVAL_MS = 5_000;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -50,6 +56,7 @@ export class TerminalSession {
   #size: { cols: number; rows: number };
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #pathTimer: ReturnType<typeof setInterval> | undefined;
   #lastPong = Date.now();
 
   constructor(opts: TerminalSessionOptions) {
@@ -57,7 +64,7 @@ export class TerminalSession {
     this.deviceId = opts.deviceId;
     this.encoding = opts.encoding;
     this.#size = { cols: opts.cols, rows: opts.rows };
-    this.#pc = new RTCPeerConnection({ iceServers: [] });
+    this.#pc = new RTCPeerConnection(opts.ice);
     this.#channel = this.#pc.createDataChannel('terminal');
     this.#channel.binaryType = 'arraybuffer';
     this.#channel.onmessage = (ev: MessageEvent<string | ArrayBuffer>) => this.#onMessage(ev.data);
@@ -136,6 +143,7 @@ export class TerminalSession {
     if (this.#state === 'disconnected') return;
     clearTimeout(this.#connectTimer);
     clearInterval(this.#pingTimer);
+    clearInterval(this.#pathTimer);
     this.#send({ type: 'close' });
     if (!fromCloud) this.#opts.socket.emit('webrtc:disconnect', { session_id: this.id });
     this.#channel.onclose = null;
@@ -166,6 +174,8 @@ export class TerminalSession {
         this.#send({ type: 'resize', cols: this.#size.cols, rows: this.#size.rows });
         this.#lastPong = Date.now();
         this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
+        this.#showPath();
+        this.#pathTimer ??= setInterval(() => this.#showPath(), PATH_INTERVAL_MS);
         break;
       case 'pty_disconnected':
         this.close(msg.reason ?? 'pty-disconnected');
@@ -177,6 +187,14 @@ export class TerminalSession {
         this.#opts.onNotice(`error: ${msg.message}${msg.code ? ` (${msg.code})` : ''}`);
         break;
     }
+  }
+
+  #showPath(): void {
+    readConnectionPath(this.#pc)
+      .then((path) => {
+        if (this.#state === 'connected') this.#opts.onPath(path);
+      })
+      .catch(() => undefined); // a closing connection has no stats; the next state says why
   }
 
   #keepalive(): void {
