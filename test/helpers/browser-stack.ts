@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import Dockerode from 'dockerode';
-import { CloudServer } from '../../standin/cloud/CloudServer.js';
+import { CloudServer, type CloudServerOptions } from '../../standin/cloud/CloudServer.js';
 import { runLabels } from './containers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -33,7 +33,16 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-export async function startBrowserStack(): Promise<BrowserStack> {
+export interface BrowserStackOptions {
+  /** More agent flags (they win over the defaults above them: commander keeps the last). */
+  agentArgs?: string[];
+  /** More agent environment (TERMGATE_ICE_SERVERS, a secret's file…). */
+  agentEnv?: Record<string, string>;
+  /** More stand-in options (the page's ICE servers, the agents' per-session ones). */
+  cloud?: Partial<CloudServerOptions>;
+}
+
+export async function startBrowserStack(options: BrowserStackOptions = {}): Promise<BrowserStack> {
   const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
   const container = `vplc-e2e-${randomBytes(4).toString('hex')}`;
   const handle = await docker.createContainer({
@@ -46,7 +55,7 @@ export async function startBrowserStack(): Promise<BrowserStack> {
   await handle.start();
 
   const token = randomBytes(16).toString('hex');
-  const cloud = new CloudServer({ agentToken: token, port: 0, devicesTimeoutMs: 2000 });
+  const cloud = new CloudServer({ agentToken: token, port: 0, devicesTimeoutMs: 2000, ...options.cloud });
   const url = await cloud.listen();
   const agent = spawn(
     process.execPath,
@@ -67,8 +76,12 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       'off',
       '--log-level',
       process.env.TERMGATE_E2E_LOG_LEVEL ?? 'warn',
+      ...(options.agentArgs ?? []),
     ],
-    { env: { ...process.env, TERMGATE_TOKEN: token }, stdio: ['ignore', 'inherit', 'inherit'] },
+    {
+      env: { ...process.env, TERMGATE_TOKEN: token, ...options.agentEnv },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
   );
   const exited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
 
