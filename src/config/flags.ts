@@ -216,7 +216,8 @@ export const AGENT_FLAGS = {
     parse: oneOf(ICE_TRANSPORT_POLICIES),
     default: 'all',
     help: 'all: direct paths when they work; relay: every session through a TURN server',
-    readme: "`relay`: every session through a TURN server (the host's addresses are never offered); `all`",
+    readme:
+      '`relay`: browsers are offered TURN relay candidates only, so every session goes through a TURN server; `all`',
   }),
   turnSecretFile: spec({
     flag: '--turn-secret-file <path>',
