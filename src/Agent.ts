@@ -15,6 +15,7 @@ import { AgentMetrics } from './metrics/AgentMetrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { createWorkerStats } from '../common/protocol/worker-stats.js';
 import { RateLimiter } from '../common/RateLimiter.js';
+import { IceServers } from './sessions/IceServers.js';
 import { SessionRouter } from './sessions/SessionRouter.js';
 import { WorkerPool, type DrainReport } from './pool/WorkerPool.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
@@ -88,6 +89,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
       signaling: this.signaling,
       offerLimiter: new RateLimiter(config.offersPerSecond),
       settings: config.session,
+      iceServers: new IceServers({ urls: config.iceServers, turn: config.turn }),
       logger: logger.child({ module: 'router' }),
       janitor: this.janitor,
       agentId: config.agentId,

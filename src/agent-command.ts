@@ -36,7 +36,11 @@ function configure(cmd: Command): AgentConfig {
   try {
     file = ConfigFile.applyGiven(cmd);
     const flags = cmd.opts<AgentFlags>();
-    const config = resolveAgentConfig({ ...flags, tokenSource: cmd.getOptionValueSource('token') });
+    const config = resolveAgentConfig({
+      ...flags,
+      tokenSource: cmd.getOptionValueSource('token'),
+      turnSecretSource: cmd.getOptionValueSource('turnSecret'),
+    });
     config.warnings.push(...(file?.warnings ?? []));
     return config;
   } catch (err) {

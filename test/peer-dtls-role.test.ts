@@ -29,6 +29,7 @@ async function connect(offerRole: 'actpass' | 'active' | 'passive', answerDelayM
   const agent = new Peer(getAddon(), {
     name: 'agent',
     iceServers: [],
+    iceTransportPolicy: 'all',
     bindAddress: '127.0.0.1',
     portRangeBegin: undefined,
     portRangeEnd: undefined,

@@ -15,6 +15,7 @@ import type {
 import { AckPacer } from '../common/AckPacer.js';
 import type { InboundMessage, OutboundMessage } from '../common/protocol/terminal-messages.js';
 import { Reattacher } from './Reattacher.js';
+import { readConnectionPath, type ConnectionPath } from './connection-path.js';
 
 export type Encoding = 'msgpack' | 'json';
 /** What the page shows (the agent's own states are `SessionState` in common/protocol/worker-messages.ts). */
@@ -35,6 +36,10 @@ export interface TerminalSessionOptions {
   onNotice: (text: string) => void;
   /** Attach again by itself, with a growing wait, when the container comes back (default off). */
   autoReattach?: boolean;
+  /** The connection's path (direct or relayed, RTT), once connected and every few seconds after. */
+  onPath: (path: ConnectionPath | undefined) => void;
+  /** STUN/TURN servers and transport policy for the peer connection (the cloud's `/api/ice-servers`). */
+  ice: RTCConfiguration;
 }
 
 /** The page's Socket.IO client, typed by the signaling contract's event maps. */
@@ -45,6 +50,7 @@ const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 30_000;
 /** The `pty_disconnected` reason after which the same peer connection can attach again. */
 const CONTAINER_STOPPED = 'container-stopped';
+const PATH_INTERVAL_MS = 5_000;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -61,6 +67,7 @@ export class TerminalSession {
   #size: { cols: number; rows: number };
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #pathTimer: ReturnType<typeof setInterval> | undefined;
   #lastPong = Date.now();
   /** Acks what the terminal has processed; an agent without `offset` on its output gets none. */
   readonly #acks = new AckPacer((offset) => this.#send({ type: 'ack', offset }));
@@ -75,7 +82,7 @@ export class TerminalSession {
     this.#size = { cols: opts.cols, rows: opts.rows };
     this.#container = opts.deviceId;
     this.#reattacher = new Reattacher(() => this.#sendReattach(), opts.autoReattach ?? false);
-    this.#pc = new RTCPeerConnection({ iceServers: [] });
+    this.#pc = new RTCPeerConnection(opts.ice);
     this.#channel = this.#pc.createDataChannel('terminal');
     this.#channel.binaryType = 'arraybuffer';
     this.#channel.onmessage = (ev: MessageEvent<string | ArrayBuffer>) => this.#onMessage(ev.data);
@@ -168,6 +175,7 @@ export class TerminalSession {
     clearInterval(this.#pingTimer);
     this.#acks.close();
     this.#reattacher.close();
+    clearInterval(this.#pathTimer);
     this.#send({ type: 'close' });
     if (!fromCloud) this.#opts.socket.emit('webrtc:disconnect', { session_id: this.id });
     this.#channel.onclose = null;
@@ -203,6 +211,8 @@ export class TerminalSession {
         this.#lastPong = Date.now();
         clearInterval(this.#pingTimer);
         this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
+        this.#showPath();
+        this.#pathTimer ??= setInterval(() => this.#showPath(), PATH_INTERVAL_MS);
         break;
       case 'pty_disconnected':
         if (msg.reason === CONTAINER_STOPPED && this.#channel.readyState === 'open') this.#detach();
@@ -238,6 +248,14 @@ export class TerminalSession {
       cols: this.#size.cols,
       rows: this.#size.rows,
     });
+  }
+
+  #showPath(): void {
+    readConnectionPath(this.#pc)
+      .then((path) => {
+        if (this.#state === 'connected') this.#opts.onPath(path);
+      })
+      .catch(() => undefined); // a closing connection has no stats; the next state says why
   }
 
   #keepalive(): void {

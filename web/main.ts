@@ -16,6 +16,7 @@ import {
   type Encoding,
   type PageSessionState,
 } from './TerminalSession.js';
+import { describePath, type ConnectionPath } from './connection-path.js';
 
 interface DeviceListing {
   name: string;
@@ -36,6 +37,7 @@ const reattachButton = $<HTMLButtonElement>('reattach');
 const autoReattachBox = $<HTMLInputElement>('auto-reattach');
 const refreshButton = $<HTMLButtonElement>('refresh');
 const stateLabel = $<HTMLSpanElement>('state');
+const pathLabel = $<HTMLSpanElement>('path');
 
 const TOKEN_KEY = 'termgate.token';
 const AUTO_REATTACH_KEY = 'termgate.autoReattach';
@@ -91,8 +93,38 @@ fit.fit();
 
 const socket: CloudSocket = io({ transports: ['websocket'], auth: { token: token ?? '' } });
 let session: TerminalSession | undefined;
+/** Counts connect() calls, so one that finished loading the ICE servers late gives way to a newer one. */
+let attempts = 0;
+
+function showPath(path: ConnectionPath | undefined): void {
+  pathLabel.hidden = path === undefined;
+  pathLabel.dataset.path = path === undefined ? '' : path.relayed ? 'relayed' : 'direct';
+  pathLabel.textContent = path === undefined ? '' : describePath(path);
+}
+
+/**
+ * The peer connection's STUN/TURN servers, as the cloud gives them to this page; none (direct paths
+ * only) when it gives none.
+ */
+async function loadIceConfig(): Promise<RTCConfiguration> {
+  try {
+    const res = await fetch('/api/ice-servers', {
+      cache: 'no-store',
+      headers: { authorization: `Bearer ${token ?? ''}` },
+    });
+    if (!res.ok) return { iceServers: [] };
+    const body = (await res.json()) as { ice_servers?: RTCIceServer[]; ice_transport_policy?: string };
+    return {
+      iceServers: body.ice_servers ?? [],
+      iceTransportPolicy: body.ice_transport_policy === 'relay' ? 'relay' : 'all',
+    };
+  } catch {
+    return { iceServers: [] };
+  }
+}
 
 function showState(state: PageSessionState | 'idle', detail: string): void {
+  if (state !== 'connected') showPath(undefined);
   stateLabel.dataset.state = state;
   stateLabel.textContent = detail;
   connectButton.textContent = state === 'idle' ? 'Connect' : 'Reconnect';
@@ -138,7 +170,8 @@ function show(data: string | Uint8Array, consumed: () => void): void {
   });
 }
 
-function connect(): void {
+async function connect(): Promise<void> {
+  const attempt = ++attempts;
   const deviceId = deviceSelect.value;
   session?.close('replaced');
   session = undefined;
@@ -151,7 +184,10 @@ function connect(): void {
     return;
   }
   term.reset();
+  const ice = await loadIceConfig();
+  if (attempt !== attempts) return; // another connect began meanwhile
   const current = new TerminalSession({
+    ice,
     socket,
     deviceId,
     encoding: encodingSelect.value as Encoding,
@@ -166,6 +202,9 @@ function connect(): void {
     onOutput: show,
     onNotice: (text) => term.write(`\r\n\x1b[31m[termgate] ${text}\x1b[0m\r\n`),
     autoReattach: autoReattachBox.checked,
+    onPath: (path) => {
+      if (session === current) showPath(path);
+    },
   });
   session = current;
   current.start().catch((err: unknown) => current.close(`could not create the offer: ${String(err)}`));
@@ -205,9 +244,9 @@ new ResizeObserver(() => {
   });
 }).observe($('terminal'));
 
-deviceSelect.addEventListener('change', connect);
-encodingSelect.addEventListener('change', () => session && connect());
-connectButton.addEventListener('click', connect);
+deviceSelect.addEventListener('change', () => void connect());
+encodingSelect.addEventListener('change', () => session && void connect());
+connectButton.addEventListener('click', () => void connect());
 reattachButton.addEventListener('click', () => session?.reattach());
 autoReattachBox.addEventListener('change', () => {
   saveAutoReattach(autoReattachBox.checked);
@@ -239,4 +278,4 @@ Object.assign(window, {
 
 showState(token ? 'idle' : 'disconnected', token ? 'pick a device' : NO_TOKEN);
 await loadDevices();
-if (params.get('device') && deviceSelect.value) connect();
+if (params.get('device') && deviceSelect.value) await connect();

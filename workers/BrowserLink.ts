@@ -18,8 +18,10 @@ import {
 import type { IceCandidate, SessionSettings } from '../common/protocol/worker-messages.js';
 import { MediaSections } from './media-sections.js';
 import type { Addon, DataChannel } from './native-addon.js';
+import { PathWatch } from './PathWatch.js';
 import { Peer, type PeerState } from './Peer.js';
 import { TerminalChannel, type ChannelStart } from './TerminalChannel.js';
+import type { SelectedPath } from './selected-path.js';
 
 /** How long a closing session waits for its last messages to leave the channel. */
 const CLOSE_FLUSH_MS = 5000;
@@ -54,6 +56,8 @@ export interface BrowserLinkEvents {
   /** The channel is open and `ready` went out; held messages followed it. */
   ready: [];
   message: [message: SessionMessage];
+  /** The selected ICE path became known or changed kind (sampled from the channel's opening on). */
+  path: [path: SelectedPath];
   /** The channel's send buffer fell below the low-water mark, or the browser's ack opened its window. */
   drain: [];
   /** A handler on the channel threw (caught there); the browser got TG_ERR_INTERNAL. */
@@ -64,6 +68,7 @@ export interface BrowserLinkEvents {
 export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
   readonly #peer: Peer;
   readonly #options: BrowserLinkOptions;
+  readonly #pathWatch: PathWatch;
   #sections: MediaSections | undefined;
   #channel: TerminalChannel | undefined;
   #ready = false;
@@ -79,6 +84,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     this.#peer = new Peer(addon, {
       name: options.name,
       iceServers: settings.iceServers,
+      iceTransportPolicy: settings.iceTransportPolicy,
       bindAddress: settings.bindAddress,
       portRangeBegin: settings.portRangeBegin,
       portRangeEnd: settings.portRangeEnd,
@@ -96,6 +102,11 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     );
     this.#peer.on('state', (state) => this.#onPeerState(state));
     this.#peer.on('data-channel', (dc) => this.#onDataChannel(dc));
+    this.#pathWatch = new PathWatch({
+      sample: () => this.#peer.selectedPath(),
+      stats: options.stats,
+      onPath: (path) => this.safeEmit('path', path),
+    });
   }
 
   /**
@@ -177,6 +188,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     this.#closed = true;
     clearTimeout(this.#setupTimer);
     clearTimeout(this.#disconnectedTimer);
+    this.#pathWatch.close();
     this.#channel?.close();
     this.#peer.close();
     this.removeAllListeners();
@@ -226,5 +238,6 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     this.#held = [];
     for (const message of held) this.#channel.send(message);
     this.safeEmit('ready');
+    this.#pathWatch.start();
   }
 }

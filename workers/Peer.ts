@@ -7,12 +7,16 @@
 import { ErrorCodes, TermgateError } from '../common/errors.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
 import { isMdnsCandidate, withoutMdnsCandidates } from './mdns-candidates.js';
+import type { PeerIceServer } from '../common/protocol/worker-messages.js';
+import { pathOf, RelayAddresses, type SelectedPath } from './selected-path.js';
 import type { Addon, DataChannel, PeerConnection } from './native-addon.js';
 
 export interface PeerOptions {
   /** Shown in libdatachannel's own logs. */
   name: string;
-  iceServers: string[];
+  iceServers: PeerIceServer[];
+  /** `relay`: only TURN-relayed candidates are gathered and used. */
+  iceTransportPolicy: 'all' | 'relay';
   bindAddress: string | undefined;
   portRangeBegin: number | undefined;
   portRangeEnd: number | undefined;
@@ -36,20 +40,24 @@ export class Peer extends SafeEmitter<PeerEvents> {
   /** Candidates that arrived before the offer was applied. */
   #pendingCandidates: Array<[string, string]> | undefined = [];
   #closed = false;
+  /** Relay candidates of both sides, to tell a relayed pair whatever type ICE gave its ends. */
+  readonly #relays = new RelayAddresses();
 
   constructor(addon: Addon, options: PeerOptions) {
     super();
     this.#pc = new addon.PeerConnection(options.name, {
       iceServers: options.iceServers,
+      iceTransportPolicy: options.iceTransportPolicy,
       bindAddress: options.bindAddress,
       portRangeBegin: options.portRangeBegin,
       portRangeEnd: options.portRangeEnd,
       enableIceUdpMux: options.iceUdpMux,
       maxMessageSize: options.maxMessageSize,
     });
-    this.#pc.onLocalCandidate((candidate, mid) =>
-      this.safeEmit('local-candidate', browserCandidate(candidate), mid),
-    );
+    this.#pc.onLocalCandidate((candidate, mid) => {
+      this.#relays.note(candidate);
+      this.safeEmit('local-candidate', browserCandidate(candidate), mid);
+    });
     this.#pc.onStateChange((state) => this.#onState(state as PeerState));
     this.#pc.onDataChannel((channel) => this.safeEmit('data-channel', channel));
   }
@@ -72,6 +80,7 @@ export class Peer extends SafeEmitter<PeerEvents> {
         'the offer SDP produced no answer (does it offer a data channel?)',
       );
     }
+    for (const line of offerSdp.match(/^a=candidate:.*$/gm) ?? []) this.#relays.note(line.trimEnd());
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;
     for (const [candidate, mid] of pending) this.addRemoteCandidate(candidate, mid);
@@ -90,6 +99,7 @@ export class Peer extends SafeEmitter<PeerEvents> {
     }
     try {
       this.#pc.addRemoteCandidate(candidate, mid);
+      this.#relays.note(candidate);
       return true;
     } catch {
       return false;
@@ -116,6 +126,16 @@ export class Peer extends SafeEmitter<PeerEvents> {
       const timer = setTimeout(done, ms);
       this.on('state', onState);
     });
+  }
+
+  /** The selected candidate pair's kind and the SCTP round trip, once ICE has chosen; else undefined. */
+  selectedPath(): SelectedPath | undefined {
+    if (this.#closed) return undefined;
+    try {
+      return pathOf(this.#pc.getSelectedCandidatePair(), this.#pc.rtt(), this.#relays);
+    } catch {
+      return undefined; // torn down natively under us
+    }
   }
 
   close(): void {

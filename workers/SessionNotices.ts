@@ -46,6 +46,11 @@ export class SessionNotices {
     this.#state('connected');
   }
 
+  /** The selected ICE path became known or changed kind (for the path metrics). */
+  path(path: Notifications['path']): void {
+    this.#notify('path', path);
+  }
+
   /** The session's first handler fault, for the main thread to log (HandlerFaults counts them all). */
   handlerFault(error: ErrorData): void {
     this.#notify('handler-fault', { error });
@@ -62,7 +67,7 @@ export class SessionNotices {
   }
 
   /** Notifies the main thread, unless the session is closing (its end says the rest). */
-  #notify<K extends 'local-candidate' | 'state' | 'handler-fault'>(
+  #notify<K extends 'local-candidate' | 'state' | 'handler-fault' | 'path'>(
     method: K,
     params: Notifications[K],
   ): void {

@@ -268,6 +268,7 @@ export class WorkerSession {
     link.on('local-candidate', (candidate) => this.#notices.localCandidate(candidate));
     link.on('peer-state', (state) => this.#notices.peerState(state, this.#pty.alive));
     link.on('ready', onReady);
+    link.on('path', (path) => this.#notices.path(path));
     const targets: BrowserMessageTargets = {
       pty: this.#pty,
       pong: () => link.send({ type: 'pong' }),

@@ -20,9 +20,13 @@ export const StatSlot = {
   cleanupFailures: 9,
   /** A PTY could not be opened or resized (told to the browser as an `error`). */
   ptyErrors: 10,
+  /** The selected ICE path: an index of PATH_KINDS (workers/selected-path.ts), 0 while unknown. */
+  pathKind: 11,
+  /** SCTP's round trip on that path, in ms, at the last sample. */
+  rttMs: 12,
 } as const;
 
-const SLOT_COUNT = 11;
+const SLOT_COUNT = 13;
 
 export function createSessionStats(): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOT_COUNT * Float64Array.BYTES_PER_ELEMENT);
@@ -44,6 +48,8 @@ export interface SessionStats {
   repliesDropped: number;
   cleanupFailures: number;
   ptyErrors: number;
+  pathKind: number;
+  rttMs: number;
 }
 
 export function readStats(view: Float64Array): SessionStats {
@@ -59,5 +65,7 @@ export function readStats(view: Float64Array): SessionStats {
     repliesDropped: view[StatSlot.repliesDropped] ?? 0,
     cleanupFailures: view[StatSlot.cleanupFailures] ?? 0,
     ptyErrors: view[StatSlot.ptyErrors] ?? 0,
+    pathKind: view[StatSlot.pathKind] ?? 0,
+    rttMs: view[StatSlot.rttMs] ?? 0,
   };
 }

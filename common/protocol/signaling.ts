@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes, TermgateError, type ErrorData } from '../errors.js';
+import { MAX_ICE_URL_LENGTH, parseIceUrl } from '../ice-url.js';
 
 export const Topics = {
   offer: 'webrtc:offer',
@@ -37,6 +38,27 @@ const sessionIdSchema = z
 /** Containers the cloud may grant one session beyond its `device_id`. */
 export const MAX_GRANTED_DEVICES = 64;
 
+/** ICE servers one offer may carry, and URLs one of them may list. */
+export const MAX_OFFER_ICE_SERVERS = 8;
+
+const iceServerUrl = z
+  .string()
+  .max(MAX_ICE_URL_LENGTH)
+  .refine(isPlainIceUrl, 'expected a stun:, turn: or turns: URL (credentials go in username and credential)');
+
+function isPlainIceUrl(url: string): boolean {
+  const parsed = parseIceUrl(url);
+  return parsed !== undefined && parsed.userinfo === undefined;
+}
+
+/** One entry of the offer's `ice_servers`, shaped as a browser's RTCIceServer. */
+const offerIceServerSchema = z.object({
+  urls: z.union([iceServerUrl, z.array(iceServerUrl).min(1).max(MAX_OFFER_ICE_SERVERS)]),
+  username: z.string().max(512).optional(),
+  credential: z.string().max(512).optional(),
+});
+export type OfferIceServer = z.infer<typeof offerIceServerSchema>;
+
 export function offerSchema(maxSdpBytes: number) {
   return z.object({
     correlation_id: z.union([z.number(), z.string().max(128)]).optional(),
@@ -60,6 +82,12 @@ export function offerSchema(maxSdpBytes: number) {
      */
     resume_token: z.string().min(1).max(256).optional(),
     resume_offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /**
+     * termgate extension: STUN/TURN servers for this session only (instead of the agent's
+     * `--ice-server`), e.g. TURN credentials the cloud issued for it. A TURN server without credentials
+     * gets the agent's `--turn-secret` ones.
+     */
+    ice_servers: z.array(offerIceServerSchema).max(MAX_OFFER_ICE_SERVERS).optional(),
   });
 }
 export type OfferMessage = z.infer<ReturnType<typeof offerSchema>>;

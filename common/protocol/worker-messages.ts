@@ -58,8 +58,25 @@ export interface PoolWorkerData {
 }
 
 /** Settings a worker needs for a session, fixed at agent start. */
+/**
+ * An ICE server as libdatachannel takes it: a `stun:` URL (or one in its `turn:user:pass@host` form), or
+ * a TURN server with its credentials.
+ */
+export type PeerIceServer =
+  | string
+  | {
+      hostname: string;
+      port: number;
+      username?: string;
+      password?: string;
+      relayType: 'TurnUdp' | 'TurnTcp' | 'TurnTls';
+    };
+
+/** Settings a worker needs for a session: the agent's, with the session's own ICE servers. */
 export interface SessionSettings {
-  iceServers: string[];
+  iceServers: PeerIceServer[];
+  /** `relay`: only TURN-relayed candidates (`--ice-transport-policy`). */
+  iceTransportPolicy: 'all' | 'relay';
   bindAddress: string | undefined;
   portRangeBegin: number | undefined;
   portRangeEnd: number | undefined;
@@ -168,8 +185,22 @@ export interface SessionToMain {
     'cleanup-failed': { error: ErrorData };
     /** A handler in the worker threw on something this session received; the session went on. */
     'handler-fault': { error: ErrorData };
+    /** The selected ICE path became known or changed kind; `rttMs` is SCTP's round trip on it. */
+    path: SessionPath;
   };
 }
+
+/** What a session's selected ICE candidate pair says about its path (workers/selected-path.ts). */
+export type PathKind = 'unknown' | 'host' | 'srflx' | 'prflx' | 'relay';
+
+/** A session's selected ICE path and SCTP's round trip on it (ms, undefined until measured). */
+export interface SessionPath {
+  kind: PathKind;
+  rttMs: number | undefined;
+}
+
+/** In the order of their codes in a session's stats (session-stats.ts `pathKind`). */
+export const PATH_KINDS: readonly PathKind[] = ['unknown', 'host', 'srflx', 'prflx', 'relay'];
 
 /** The pool → one worker, on its line. */
 export interface PoolToWorker {

@@ -6,6 +6,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { SessionSettings } from '../../common/protocol/worker-messages.js';
 import { isLoopbackHost } from '../../common/host-port.js';
+import { agentCannotUse, parseIceUrl } from '../../common/ice-url.js';
+import type { TurnCredentialOptions } from '../sessions/IceServers.js';
 import {
   AGENT_FLAGS,
   defaultOf,
@@ -44,6 +46,10 @@ export interface AgentConfig {
   maxSdpBytes: number;
   metricsListen: { host: string; port: number } | undefined;
   logLevel: string;
+  /** `--ice-server`: each session's servers unless its offer brings its own (see IceServers). */
+  iceServers: string[];
+  /** Time-limited TURN credentials derived per session from `--turn-secret` (TURN REST convention). */
+  turn: TurnCredentialOptions;
   session: SessionSettings;
 }
 
@@ -77,6 +83,8 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
   const iceUdpPort = checkedIceUdpPort(v('iceUdpPort'), range, workers);
   const dockerTimeoutMs = v('dockerTimeout');
   const warnings: string[] = [];
+  const iceServers = v('iceServer');
+  unusableIceServers(iceServers, warnings);
   return {
     cloudUrl: checkedCloudUrl(flags, v('cloudUrl'), v('insecureCloud')),
     token: token(flags, warnings),
@@ -97,8 +105,11 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
     maxSdpBytes: v('maxSdpBytes'),
     metricsListen: v('metricsListen'),
     logLevel: v('logLevel'),
+    iceServers,
+    turn: { secret: turnSecret(flags, warnings), credentialTtlMs: v('turnCredentialTtl') },
     session: {
-      iceServers: v('iceServer'),
+      iceServers,
+      iceTransportPolicy: v('iceTransportPolicy'),
       bindAddress: v('bindAddress'),
       portRangeBegin: range?.[0],
       portRangeEnd: range?.[1],
@@ -158,28 +169,72 @@ function checkedCloudUrl(flags: AgentFlags, url: URL, insecureAllowed: boolean):
 
 /** The cloud token: from `--token-file` or TERMGATE_TOKEN; `--token` on the command line still works, with a warning. */
 function token(flags: AgentFlags, warnings: string[]): string | undefined {
-  const file = value(flags, 'tokenFile');
-  const given = value(flags, 'token');
+  return secret(flags, warnings, {
+    file: 'tokenFile',
+    value: 'token',
+    source: flags.tokenSource,
+    what: 'token',
+  });
+}
+
+/** The TURN shared secret: from `--turn-secret-file` or TERMGATE_TURN_SECRET, like the token. */
+function turnSecret(flags: AgentFlags, warnings: string[]): string | undefined {
+  return secret(flags, warnings, {
+    file: 'turnSecretFile',
+    value: 'turnSecret',
+    source: flags.turnSecretSource,
+    what: 'TURN secret',
+  });
+}
+
+interface SecretFlags {
+  file: 'tokenFile' | 'turnSecretFile';
+  value: 'token' | 'turnSecret';
+  /** Where commander took the value from; 'cli' is warned about. */
+  source: string | undefined;
+  /** For messages: "token". */
+  what: string;
+}
+
+/** A secret from its file (preferred) or its value; never both, warned about where others can read it. */
+function secret(flags: AgentFlags, warnings: string[], s: SecretFlags): string | undefined {
+  const file = value(flags, s.file);
+  const given = value(flags, s.value);
+  const fileFlag = longFlag(AGENT_FLAGS[s.file]);
+  const valueFlag = longFlag(AGENT_FLAGS[s.value]);
+  const env = AGENT_FLAGS[s.value].env;
   if (file !== undefined) {
-    if (given)
-      throw new ConfigError('--token-file', 'give the token once: --token-file, or TERMGATE_TOKEN, not both');
+    if (given) throw new ConfigError(fileFlag, `give the ${s.what} once: ${fileFlag}, or ${env}, not both`);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError('--token-file', `cannot read ${file}: ${(err as Error).message}`);
+      throw new ConfigError(fileFlag, `cannot read ${file}: ${(err as Error).message}`);
     }
     const trimmed = text.trim();
-    if (!trimmed) throw new ConfigError('--token-file', `${file} is empty`);
+    if (!trimmed) throw new ConfigError(fileFlag, `${file} is empty`);
     if ((statSync(file).mode & 0o077) !== 0) {
-      warnings.push(`the token file ${file} can be read by other users; chmod 600 it`);
+      warnings.push(`the ${s.what} file ${file} can be read by other users; chmod 600 it`);
     }
     return trimmed;
   }
-  if (given && flags.tokenSource === 'cli') {
+  if (given && s.source === 'cli') {
     warnings.push(
-      '--token on the command line can be read by every user of this host (ps, /proc): use TERMGATE_TOKEN or --token-file',
+      `${valueFlag} on the command line can be read by every user of this host (ps, /proc): use ${env} or ${fileFlag}`,
     );
   }
   return given || undefined;
+}
+
+/** `--ice-server` URLs the agent's ICE library cannot use: said at start-up rather than found out later. */
+function unusableIceServers(urls: string[], warnings: string[]): void {
+  for (const url of urls) {
+    const parsed = parseIceUrl(url);
+    if (parsed && agentCannotUse(parsed)) {
+      warnings.push(
+        `--ice-server ${parsed.scheme}:${parsed.host}:${parsed.port}${parsed.transport ? `?transport=${parsed.transport}` : ''}: ` +
+          'the agent reaches TURN servers over UDP only (libjuice); this one is skipped',
+      );
+    }
+  }
 }

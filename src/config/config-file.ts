@@ -105,8 +105,10 @@ export class ConfigFile {
       const source = cmd.getOptionValueSource(name);
       if (source === undefined || source === 'default') cmd.setOptionValueWithSource(name, raw, 'config');
     }
-    if (table.token !== undefined && (statSync(file).mode & 0o077) !== 0) {
-      config.warnings.push(`${file} holds the token and can be read by other users; chmod 600 it`);
+    const secrets = (['token', 'turn-secret'] as const).filter((key) => table[key] !== undefined);
+    if (secrets.length > 0 && (statSync(file).mode & 0o077) !== 0) {
+      const what = secrets.map((key) => (key === 'token' ? 'the token' : 'the TURN secret')).join(' and ');
+      config.warnings.push(`${file} holds ${what} and can be read by other users; chmod 600 it`);
     }
     return config;
   }

@@ -28,6 +28,8 @@ import { spec, type FlagSpec } from './flag-spec.js';
 
 export { configKey, defaultOf, longFlag, type FlagSpec } from './flag-spec.js';
 
+export const ICE_TRANSPORT_POLICIES = ['all', 'relay'] as const;
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** In the order of the README's table. Keys are commander's attribute names (and the code's). */
@@ -228,6 +230,38 @@ export const AGENT_FLAGS = {
     readme: 'STUN/TURN URLs (repeatable / comma-separated)',
     readmeFlag: '--ice-server <url…>',
   }),
+  iceTransportPolicy: spec({
+    flag: '--ice-transport-policy <policy>',
+    env: 'TERMGATE_ICE_TRANSPORT_POLICY',
+    parse: oneOf(ICE_TRANSPORT_POLICIES),
+    default: 'all',
+    help: 'all: direct paths when they work; relay: every session through a TURN server',
+    readme:
+      '`relay`: browsers are offered TURN relay candidates only, so every session goes through a TURN server; `all`',
+  }),
+  turnSecretFile: spec({
+    flag: '--turn-secret-file <path>',
+    env: 'TERMGATE_TURN_SECRET_FILE',
+    parse: text,
+    help: "file holding the TURN server's shared secret (coturn static-auth-secret) for time-limited credentials",
+    readme:
+      "file holding the TURN server's shared secret (coturn `static-auth-secret`): each session gets its own time-limited TURN username and password",
+  }),
+  turnSecret: spec({
+    flag: '--turn-secret <secret>',
+    env: 'TERMGATE_TURN_SECRET',
+    parse: text,
+    help: 'the TURN shared secret itself (on the command line other users see it: use the file or TERMGATE_TURN_SECRET)',
+    readme: 'the TURN shared secret itself, best from the environment: `--turn-secret` works but warns',
+  }),
+  turnCredentialTtl: spec({
+    flag: '--turn-credential-ttl <s>',
+    env: 'TERMGATE_TURN_CREDENTIAL_TTL',
+    parse: seconds,
+    default: '86400',
+    help: 'how long a derived TURN credential is valid (longer than the longest session: refreshes use it)',
+    readme: 'validity of a derived TURN credential (must outlast a session: its allocation refreshes use it)',
+  }),
   bindAddress: spec({
     flag: '--bind-address <ip>',
     env: 'TERMGATE_BIND_ADDRESS',
@@ -315,4 +349,6 @@ export type AgentFlagValues = {
 export type AgentFlags = Partial<Record<AgentFlagName, string | string[] | boolean>> & {
   /** Where commander took `token` from ('cli', 'env', …); a token typed on the command line is warned about. */
   tokenSource?: string | undefined;
+  /** Likewise for `turnSecret`. */
+  turnSecretSource?: string | undefined;
 };

@@ -21,6 +21,7 @@ import type { WorkerPool } from '../pool/WorkerPool.js';
 import type { SessionRegistry, SessionRegistryEvents } from '../sessions/SessionRegistry.js';
 import type { SignalingClient } from '../signaling/SignalingClient.js';
 import { EventLoopDelayWindow, type EventLoopDelaySample } from '../../common/EventLoopDelayWindow.js';
+import { addPathMetrics } from './path-metrics.js';
 import { addPoolMetrics } from './pool-metrics.js';
 import { SessionTotals } from './SessionTotals.js';
 import { addShellMetrics } from './shell-metrics.js';
@@ -218,6 +219,9 @@ export class AgentMetrics {
       mainDelay: this.#mainDelay,
     });
     this.#unsubscribe.push(addSignalingLinkMetrics(registers, options.signaling));
+    this.#unsubscribe.push(
+      addPathMetrics(registers, { registry: options.registry, router: options.router, totals: this.#totals }),
+    );
     addShellMetrics(registers, options.janitor);
 
     // --- Events: once per offer, session end or link change ---

@@ -5,10 +5,21 @@
  */
 import type { Counter } from 'prom-client';
 import type { SessionStats } from '../../common/protocol/session-stats.js';
+import { PATH_KINDS } from '../../common/protocol/worker-messages.js';
 import type { SessionHandle } from '../sessions/SessionHandle.js';
 import type { SessionRegistry } from '../sessions/SessionRegistry.js';
 
-export type Totals = Omit<SessionStats, 'lastActivityMs'>;
+/** The counters that add up over sessions, and the terminal bytes of sessions on a relayed path. */
+export type Totals = Omit<SessionStats, 'lastActivityMs' | 'pathKind' | 'rttMs'> & { relayedBytes: number };
+
+const RELAY = PATH_KINDS.indexOf('relay');
+
+/** One session's share of the totals. */
+function totalsOf(stats: SessionStats): Totals {
+  const { lastActivityMs: _at, pathKind, rttMs: _rtt, ...counters } = stats;
+  const relayedBytes = pathKind === RELAY ? stats.bytesFromBrowser + stats.bytesToBrowser : 0;
+  return { ...counters, relayedBytes };
+}
 
 function zeroTotals(): Totals {
   return {
@@ -22,6 +33,7 @@ function zeroTotals(): Totals {
     repliesDropped: 0,
     cleanupFailures: 0,
     ptyErrors: 0,
+    relayedBytes: 0,
   };
 }
 
@@ -42,13 +54,13 @@ export class SessionTotals {
 
   /** Keeps a session's final counts once it has left the registry. */
   ended(session: SessionHandle): void {
-    add(this.#ended, session.getStats());
+    add(this.#ended, totalsOf(session.getStats()));
   }
 
   /** Ended sessions' totals plus the live sessions' counters, as of now. */
   now(): Totals {
     const t = { ...this.#ended };
-    for (const session of this.#registry.sessions()) add(t, session.getStats());
+    for (const session of this.#registry.sessions()) add(t, totalsOf(session.getStats()));
     return t;
   }
 

@@ -48,6 +48,8 @@ export interface SessionHandleEvents {
   'cleanup-failed': [error: ErrorData];
   /** A handler in the worker threw on something this session received (the first time); the session went on. */
   'handler-fault': [error: ErrorData];
+  /** The session's selected ICE path became known or changed kind. */
+  path: [path: SessionToMain['notifications']['path']];
   /** This handle's own port handler threw on a worker message; the session went on. */
   'port-fault': [error: ErrorData];
   close: [result: SessionResult];
@@ -91,6 +93,7 @@ export class SessionHandle extends SafeEmitter<SessionHandleEvents> {
       .on('pty-opened', ({ container }) => this.safeEmit('pty-opened', container))
       .on('cleanup-failed', ({ error }) => this.safeEmit('cleanup-failed', error))
       .on('handler-fault', ({ error }) => this.safeEmit('handler-fault', error))
+      .on('path', (path) => this.safeEmit('path', path))
       .handle('pty', ({ container }) => this.#ptyRequest(container));
   }
 

@@ -22,7 +22,7 @@ import {
   type IceMessage,
   type OfferMessage,
 } from '../../common/protocol/signaling.js';
-import type { SessionSettings } from '../../common/protocol/worker-messages.js';
+import type { SessionPath, SessionSettings } from '../../common/protocol/worker-messages.js';
 import type { RateLimiter } from '../../common/RateLimiter.js';
 import { SafeEmitter } from '../../common/SafeEmitter.js';
 import type { WorkerPool } from '../pool/WorkerPool.js';
@@ -33,6 +33,7 @@ import {
   type PtyRequest,
   type SessionHandle,
 } from './SessionHandle.js';
+import type { IceServers } from './IceServers.js';
 import type { SessionRegistry, SlotReservation } from './SessionRegistry.js';
 
 export interface SessionRouterOptions {
@@ -42,6 +43,8 @@ export interface SessionRouterOptions {
   signaling: SignalingClient;
   offerLimiter: RateLimiter;
   settings: SessionSettings;
+  /** Each session's ICE servers: the offer's, or the agent's with derived TURN credentials. */
+  iceServers: IceServers;
   logger: Logger;
   janitor: ShellJanitor;
   /** `--agent-id` and this run's instance tag, written into every shell's environment. */
@@ -58,6 +61,8 @@ export interface SessionRouterEvents {
   offer: [code: string | undefined];
   answered: [seconds: number];
   'pty-connected': [seconds: number];
+  /** A session's selected ICE path became known or changed kind. */
+  path: [path: SessionPath];
   /** A connect_pty into another container: switched, or refused (`code` says why). */
   switch: [code: string | undefined];
   /** The main thread's handler of a session's port threw (worker-side faults are in the session stats). */
@@ -145,7 +150,10 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
         shellTags: { session: session.id, agentId: this.#o.agentId, instance: this.#o.instance },
         port: session.workerPort,
         stats: session.statsBuffer,
-        settings: this.#o.settings,
+        settings: {
+          ...this.#o.settings,
+          iceServers: this.#o.iceServers.forSession(session.id, offer.ice_servers),
+        },
       })
       .then((result) => session.markClosed(result));
     try {
@@ -200,6 +208,10 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
     session.on('port-fault', (error) => {
       log.error({ code: error.code, err: error.message }, 'worker message handler failed');
       this.safeEmit('handler-fault', error.code);
+    });
+    session.on('path', (path) => {
+      log.debug({ path: path.kind, rttMs: path.rttMs }, 'session path');
+      this.safeEmit('path', path);
     });
     session.once('pty-opened', () =>
       this.safeEmit('pty-connected', (performance.now() - session.offeredAt) / 1000),

@@ -1,6 +1,7 @@
 /**
- * The cloud stand-in: one HTTP server that serves the browser page and `GET /api/devices`, and a Socket.IO
- * server on it that speaks the cloud's signaling protocol to agents and browsers. A local stand-in for
+ * The cloud stand-in: one HTTP server that serves the browser page, `GET /api/devices` and
+ * `GET /api/ice-servers` (the page's STUN/TURN servers), and a Socket.IO server on it that speaks the
+ * cloud's signaling protocol to agents and browsers. A local stand-in for
  * demos, tests and benches, not a product to expose: it listens on loopback unless told `public`.
  *
  * Who gets in: every request must name a host the stand-in serves and, if it carries an `Origin`, come
@@ -23,7 +24,7 @@ import { SafeEmitter } from '../../common/SafeEmitter.js';
 import type { DeviceInfo, DeviceListing } from '../../common/protocol/signaling.js';
 import { AccessToken } from './AccessToken.js';
 import { AgentDirectory } from './AgentDirectory.js';
-import { checkOptions, type CloudServerOptions } from './cloud-options.js';
+import { checkOptions, type BrowserIceConfig, type CloudServerOptions } from './cloud-options.js';
 import { OriginPolicy, type Refusal } from './OriginPolicy.js';
 import type { AgentSocket, BrowserSocket } from './SessionRoutes.js';
 import { SignalingRelay } from './SignalingRelay.js';
@@ -60,6 +61,7 @@ export class CloudServer extends SafeEmitter<CloudServerEvents> {
   readonly #static: StaticFiles;
   readonly #agents: AgentDirectory;
   readonly #relay: SignalingRelay;
+  readonly #browserIce: BrowserIceConfig;
   #refreshTimer: NodeJS.Timeout | undefined;
   #url: string | undefined;
   #closing: Promise<void> | undefined;
@@ -75,6 +77,7 @@ export class CloudServer extends SafeEmitter<CloudServerEvents> {
     this.#port = o.port;
     this.#devicesRefreshMs = o.devicesRefreshMs;
     const { offerTimeoutMs, maxSdpBytes, devicesTimeoutMs } = o;
+    this.#browserIce = o.browserIce;
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#static = new StaticFiles(o.webRoot);
     this.#agents = new AgentDirectory({ logger: this.#log, ackTimeoutMs: devicesTimeoutMs });
@@ -85,6 +88,7 @@ export class CloudServer extends SafeEmitter<CloudServerEvents> {
       logger: this.#log,
       offerTimeoutMs,
       maxSdpBytes,
+      agentIceServers: o.agentIceServers,
     });
 
     this.#http = createServer((req, res) => {
@@ -216,7 +220,7 @@ export class CloudServer extends SafeEmitter<CloudServerEvents> {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    if (pathname === '/api/devices') {
+    if (pathname === '/api/devices' || pathname === '/api/ice-servers') {
       if (!this.#browserToken.matchesBearer(req.headers.authorization)) {
         const message = 'browser token required: send Authorization: Bearer <the token of the printed URL>';
         this.#refuse(
@@ -227,7 +231,8 @@ export class CloudServer extends SafeEmitter<CloudServerEvents> {
         sendJson(res, 401, { code: ErrorCodes.BROWSER_TOKEN_REFUSED, message });
         return;
       }
-      sendJson(res, 200, { devices: await this.listDevices() });
+      if (pathname === '/api/ice-servers') sendJson(res, 200, this.#browserIce);
+      else sendJson(res, 200, { devices: await this.listDevices() });
       return;
     }
     if (pathname === '/healthz') {

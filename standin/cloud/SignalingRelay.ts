@@ -19,6 +19,7 @@ import {
   Topics,
   type CloudDisconnectReason,
   type IceMessage,
+  type OfferIceServer,
   type OfferMessage,
 } from '../../common/protocol/signaling.js';
 import type { AgentDirectory } from './AgentDirectory.js';
@@ -32,6 +33,8 @@ export interface SignalingRelayOptions {
   logger: Logger;
   offerTimeoutMs: number;
   maxSdpBytes: number;
+  /** ICE servers for a session's agent, sent in its offer (`ice_servers`); none: the agent's own. */
+  agentIceServers?: ((sessionId: string) => OfferIceServer[] | undefined) | undefined;
 }
 
 export class SignalingRelay {
@@ -174,7 +177,14 @@ export class SignalingRelay {
       { session: sessionId, device: offer.device_id, agent: agentId, correlationId },
       'relaying offer',
     );
-    const forward = { ...ids, device_id: offer.device_id, sdp: offer.sdp, sdp_type: 'offer' as const };
+    const iceServers = this.#o.agentIceServers?.(sessionId);
+    const forward = {
+      ...ids,
+      device_id: offer.device_id,
+      sdp: offer.sdp,
+      sdp_type: 'offer' as const,
+      ...(iceServers ? { ice_servers: iceServers } : {}),
+    };
     agentSocket
       .timeout(this.#o.offerTimeoutMs)
       .emit(Topics.offer, forward, (err: Error | null, reply: unknown) => {

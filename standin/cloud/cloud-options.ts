@@ -1,6 +1,7 @@
 /** The stand-in's options, with their defaults, checked before anything listens. */
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import type { OfferIceServer } from '../../common/protocol/signaling.js';
 import { isLoopbackHost } from '../../common/host-port.js';
 import { AccessToken } from './AccessToken.js';
 import { parseOrigin } from './OriginPolicy.js';
@@ -35,9 +36,28 @@ export interface CloudServerOptions {
   maxSdpBytes?: number;
   /** Default: a silent logger. */
   logger?: Logger;
+  /**
+   * What the page gets from `GET /api/ice-servers` for its RTCPeerConnection: STUN/TURN servers and the
+   * transport policy. Default: none, all (direct paths on loopback).
+   */
+  browserIce?: BrowserIceConfig;
+  /**
+   * ICE servers to hand the agent in a session's offer (`ice_servers`), e.g. TURN credentials issued for
+   * that session. Default: none (the agent uses its own `--ice-server`).
+   */
+  agentIceServers?: (sessionId: string) => OfferIceServer[] | undefined;
 }
 
-export type CheckedOptions = Required<Omit<CloudServerOptions, 'public' | 'logger'>>;
+/** The page's ICE configuration, as `/api/ice-servers` serves it. */
+export interface BrowserIceConfig {
+  ice_servers: OfferIceServer[];
+  ice_transport_policy: 'all' | 'relay';
+}
+
+export type CheckedOptions = Required<
+  Omit<CloudServerOptions, 'public' | 'logger' | 'browserIce' | 'agentIceServers'>
+> &
+  Pick<CloudServerOptions, 'agentIceServers'> & { browserIce: BrowserIceConfig };
 
 /** Every option with its default, or a TypeError naming the option that cannot work. */
 export function checkOptions(options: CloudServerOptions): CheckedOptions {
@@ -67,6 +87,8 @@ export function checkOptions(options: CloudServerOptions): CheckedOptions {
     devicesTimeoutMs: checkInt('devicesTimeoutMs', options.devicesTimeoutMs ?? 3_000, 1),
     devicesRefreshMs: checkInt('devicesRefreshMs', options.devicesRefreshMs ?? 10_000, 1),
     maxSdpBytes: checkInt('maxSdpBytes', options.maxSdpBytes ?? 65_536, 1),
+    browserIce: options.browserIce ?? { ice_servers: [], ice_transport_policy: 'all' },
+    agentIceServers: options.agentIceServers,
   };
 }
 

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import Dockerode from 'dockerode';
-import { CloudServer } from '../../standin/cloud/CloudServer.js';
+import { CloudServer, type CloudServerOptions } from '../../standin/cloud/CloudServer.js';
 import { runLabels } from './containers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -38,6 +38,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export interface BrowserStackOptions {
   /** The agent's `--bind-address`, so its only ICE candidates. Default 127.0.0.1. */
   bindAddress?: string;
+  /** More agent flags (they win over the defaults above them: commander keeps the last). */
+  agentArgs?: string[];
+  /** More agent environment (TERMGATE_ICE_SERVERS, a secret's file…). */
+  agentEnv?: Record<string, string>;
+  /** More stand-in options (the page's ICE servers, the agents' per-session ones). */
+  cloud?: Partial<CloudServerOptions>;
 }
 
 export async function startBrowserStack(options: BrowserStackOptions = {}): Promise<BrowserStack> {
@@ -53,7 +59,7 @@ export async function startBrowserStack(options: BrowserStackOptions = {}): Prom
   await handle.start();
 
   const token = randomBytes(16).toString('hex');
-  const cloud = new CloudServer({ agentToken: token, port: 0, devicesTimeoutMs: 2000 });
+  const cloud = new CloudServer({ agentToken: token, port: 0, devicesTimeoutMs: 2000, ...options.cloud });
   const url = await cloud.listen();
   const agent = spawn(
     process.execPath,
@@ -74,8 +80,12 @@ export async function startBrowserStack(options: BrowserStackOptions = {}): Prom
       'off',
       '--log-level',
       process.env.TERMGATE_E2E_LOG_LEVEL ?? 'warn',
+      ...(options.agentArgs ?? []),
     ],
-    { env: { ...process.env, TERMGATE_TOKEN: token }, stdio: ['ignore', 'inherit', 'inherit'] },
+    {
+      env: { ...process.env, TERMGATE_TOKEN: token, ...options.agentEnv },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
   );
   const exited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
 

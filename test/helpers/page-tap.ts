@@ -1,0 +1,159 @@
+/**
+ * The termgate page in Chromium, as the TURN tests drive it: a tap on the page's `terminal` channel
+ * (installed before the page's own script runs) that times setup and echoes and keeps what the agent sent,
+ * so a test can measure and check byte-exact what crossed the relay, while the page itself works as
+ * always. The page must run in JSON mode (`?encoding=json`): the tap reads messages as JSON.
+ */
+import type { Page } from 'playwright-core';
+import { untilProgress } from './progress.js';
+
+/** What the tap keeps in the page. */
+interface Tap {
+  /** performance.now() when the channel was created, and when `pty_connected` came. */
+  createdAt: number;
+  ptyAt: number;
+  /** When the last `input` went out, until the next output; each such round trip in `echoes`. */
+  sentAt: number;
+  echoes: number[];
+  /** Output kept while `collect` is set; `bytes` counts all output characters. */
+  collect: boolean;
+  chunks: string[];
+  bytes: number;
+  tail: string;
+}
+
+interface TapGlobals {
+  __tgTap: Tap;
+  RTCPeerConnection: { prototype: { createDataChannel: (this: unknown, ...args: unknown[]) => TapChannel } };
+}
+interface TapChannel {
+  send(data: unknown): void;
+  addEventListener(type: 'message', listener: (e: { data: unknown }) => void): void;
+}
+
+/** Runs in the page before its scripts (serialized by playwright: it refers to nothing outside). */
+function installTap(): void {
+  const g = globalThis as unknown as TapGlobals;
+  const tap: Tap = {
+    createdAt: 0,
+    ptyAt: 0,
+    sentAt: 0,
+    echoes: [],
+    collect: false,
+    chunks: [],
+    bytes: 0,
+    tail: '',
+  };
+  g.__tgTap = tap;
+  const proto = g.RTCPeerConnection.prototype;
+  const create = proto.createDataChannel;
+  proto.createDataChannel = function (this: unknown, ...args: unknown[]) {
+    const channel = create.apply(this, args);
+    Object.assign(tap, { createdAt: performance.now(), ptyAt: 0, echoes: [], chunks: [], bytes: 0 });
+    const send = channel.send.bind(channel);
+    channel.send = (data: unknown) => {
+      if (typeof data === 'string' && data.startsWith('{"type":"input"')) tap.sentAt = performance.now();
+      send(data);
+    };
+    channel.addEventListener('message', (e) => {
+      if (typeof e.data !== 'string') return;
+      const message = JSON.parse(e.data) as { type: string; data?: string };
+      if (message.type === 'pty_connected') tap.ptyAt = performance.now();
+      if (message.type !== 'output' || message.data === undefined) return;
+      if (tap.sentAt > 0) tap.echoes.push(performance.now() - tap.sentAt);
+      tap.sentAt = 0;
+      if (tap.collect) tap.chunks.push(message.data);
+      tap.bytes += message.data.length;
+      tap.tail = (tap.tail + message.data).slice(-64);
+    });
+    return channel;
+  };
+}
+
+export async function tapTerminal(page: Page): Promise<void> {
+  await page.addInitScript(installTap);
+}
+
+/** Channel created → `pty_connected`, in ms of the page's clock. */
+export async function setupMs(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const tap = (globalThis as unknown as { __tgTap: Tap }).__tgTap;
+    return tap.ptyAt - tap.createdAt;
+  });
+}
+
+/**
+ * Types `count` characters one at a time, each once the last one's echo came back, and returns the
+ * round trips (input sent → first output) measured in the page. Clears the line after.
+ */
+export async function echoRoundTrips(page: Page, count: number): Promise<number[]> {
+  await page.evaluate(() => {
+    (globalThis as unknown as { __tgTap: Tap }).__tgTap.echoes = [];
+  });
+  for (let i = 1; i <= count; i++) {
+    await page.keyboard.press('x');
+    await page.waitForFunction(
+      (n) => (globalThis as unknown as { __tgTap: Tap }).__tgTap.echoes.length >= n,
+      i,
+      { timeout: 10_000, polling: 5 },
+    );
+  }
+  const echoes = await page.evaluate(() => (globalThis as unknown as { __tgTap: Tap }).__tgTap.echoes);
+  await page.keyboard.press('Control+U');
+  return echoes;
+}
+
+export interface BulkResult {
+  bytes: number;
+  sha256: string;
+  mbPerSecond: number;
+}
+
+/**
+ * Runs `command` in the terminal and collects its output between the markers `start` and `end`
+ * (written so that the command's own echo cannot match them), waiting by progress: it fails when no
+ * output has arrived for `stallMs`. Returns the length and sha256 of what lay between the markers.
+ */
+export async function bulkOutput(
+  page: Page,
+  command: string,
+  markers: { start: string; end: string },
+  stallMs: number,
+): Promise<BulkResult> {
+  await page.evaluate(() => {
+    const tap = (globalThis as unknown as { __tgTap: Tap }).__tgTap;
+    Object.assign(tap, { collect: true, chunks: [], tail: '' });
+  });
+  const started = performance.now();
+  await page.keyboard.type(command);
+  await page.keyboard.press('Enter');
+  let tail = '';
+  await untilProgress({
+    what: 'bulk output through the page',
+    stallMs,
+    pollMs: 250,
+    progress: async () => {
+      const now = await page.evaluate(() => {
+        const tap = (globalThis as unknown as { __tgTap: Tap }).__tgTap;
+        return { bytes: tap.bytes, tail: tap.tail };
+      });
+      tail = now.tail;
+      return now.bytes;
+    },
+    done: () => tail.includes(markers.end),
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const digest = await page.evaluate(async ({ start, end }) => {
+    const tap = (globalThis as unknown as { __tgTap: Tap }).__tgTap;
+    const all = tap.chunks.join('');
+    tap.collect = false;
+    tap.chunks = [];
+    const from = all.indexOf(start) + start.length;
+    const to = all.lastIndexOf(end);
+    if (from < start.length || to < from) return { bytes: -1, sha256: 'markers missing' };
+    const body = new TextEncoder().encode(all.slice(from, to));
+    const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', body));
+    return { bytes: body.length, sha256: [...hash].map((b) => b.toString(16).padStart(2, '0')).join('') };
+  }, markers);
+  return { ...digest, mbPerSecond: digest.bytes / 1e6 / seconds };
+}
