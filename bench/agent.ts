@@ -129,6 +129,10 @@ export class AgentUnderTest {
       '100000',
       '--idle-timeout',
       '3600',
+      // The simulated browsers end a session with `close` and drop their peer at once; a close that loses
+      // that race must end the session as before, not hold it for a resume the bench never makes.
+      '--resume-grace',
+      '0',
       '--metrics-listen',
       `127.0.0.1:${metricsPort}`,
       '--log-level',

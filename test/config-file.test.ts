@@ -208,7 +208,8 @@ describe('config file', () => {
       const browser = await BrowserPeer.open(cloud, { device: devices[0]! });
       browser.type('echo cfg-$((4*4))\n');
       await browser.waitForScreen('cfg-16');
-      browser.close();
+      // Resume is on by default: the session ends on the browser's `close`, not on a dropped peer.
+      await browser.end();
       await untilNoShells(devices);
     } finally {
       agent.kill('SIGTERM');

@@ -14,6 +14,7 @@ import type { Encoding } from '../common/protocol/terminal-messages.js';
 import { BrowserPeer, OfferRefused, type ResumeOptions } from './helpers/browser-peer.js';
 import { shellsIn } from './helpers/containers.js';
 import { untilNoShells, untilProgress } from './helpers/progress.js';
+import { freePort, scrapeUntil } from './helpers/metrics.js';
 import { useStack } from './helpers/stack.js';
 
 const GRACE_S = 12;
@@ -26,12 +27,30 @@ const DROP_AFTER_BYTES = 3 * 1024 * 1024;
 const AWAY_MS = 5000;
 const LATENCY_RESUMES = 30;
 
+let metricsBase = '';
 const stack = useStack({
   name: 'resume',
   containers: 2,
-  agentArgs: ['--resume-grace', String(GRACE_S)],
+  beforeAgent: async () => {
+    metricsBase = `http://127.0.0.1:${await freePort()}`;
+  },
+  agentArgs: () => [
+    '--resume-grace',
+    String(GRACE_S),
+    '--metrics-listen',
+    metricsBase.replace('http://', ''),
+  ],
   expectCleanDrain: true,
 });
+
+/** Waits until the agent counts `n` sessions in `state` (its `termgate_sessions` gauge). */
+async function untilSessions(state: string, n: number, timeoutMs = 30_000): Promise<void> {
+  await scrapeUntil(
+    metricsBase,
+    (s) => assert.equal(s.value('termgate_sessions', { state }), n, `sessions ${state}`),
+    timeoutMs,
+  );
+}
 
 /** Raw mode passes bytes unchanged; the markers are computed so the typed command's echo cannot match. */
 const COMMAND = `stty raw -echo; echo "<<S$((1000+1))>>"; seq 1 ${COUNT}; echo "<<E$((1000+2))>>"\n`;
@@ -98,10 +117,13 @@ describe('session resume', () => {
         done: () => first.outputBytes >= DROP_AFTER_BYTES,
       });
       first.drop(); // mid-stream, no goodbye
+      const dropped = performance.now();
       const offset = first.lastOffset;
       const before = Buffer.from(first.output());
       assert.equal(first.offsetGaps, 0, 'offsets follow on, message by message');
-      await sleep(AWAY_MS);
+      await untilSessions('disconnected', 1);
+      const noticed = performance.now() - dropped;
+      await sleep(Math.max(0, AWAY_MS - noticed));
 
       const second = await BrowserPeer.resume(stack.cloud, {
         device,
@@ -123,8 +145,10 @@ describe('session resume', () => {
         assert.equal(second.offsetGaps, 0, 'the replay starts at the offset asked for and follows on');
         const all = Buffer.concat([before, second.output()]);
         const received = body(all);
+        await untilSessions('connected', 1);
         console.log(
-          `# ${encoding}: dropped at ${offset} bytes, ${second.outputBytes} after the resume, ` +
+          `# ${encoding}: dropped at ${offset} bytes (the agent noticed in ${noticed.toFixed(0)} ms), ` +
+            `${second.outputBytes} after the resume, ` +
             `first replayed byte ${(second.firstOutputAt! - second.offeredAt).toFixed(1)} ms after the offer`,
         );
         assert.equal(createHash('sha256').update(received).digest('hex'), expected, 'byte-exact');
