@@ -60,6 +60,8 @@ export interface BrowserLinkEvents {
   path: [path: SelectedPath];
   /** The channel's send buffer fell below the low-water mark, or the browser's ack opened its window. */
   drain: [];
+  /** The browser acknowledged output through `offset`: it need not be kept for a resume. */
+  acked: [offset: number];
   /** A handler on the channel threw (caught there); the browser got TG_ERR_INTERNAL. */
   fault: [error: ErrorData];
   ended: [reason: LinkEnd];
@@ -222,6 +224,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     channel.on('open', () => this.#onChannelOpen());
     channel.on('message', (message) => this.safeEmit('message', message));
     channel.on('drain', () => this.safeEmit('drain'));
+    channel.on('acked', (offset) => this.safeEmit('acked', offset));
     channel.on('close', () => this.#end('browser-closed'));
     channel.on('fault', (error) => this.safeEmit('fault', error));
     // libdatachannel may deliver a channel that is already open.

@@ -53,6 +53,8 @@ export interface TerminalChannelEvents {
   fault: [error: ErrorData];
   /** The buffered amount fell below the low-water mark, or an ack opened the window: output may flow. */
   drain: [];
+  /** The browser acknowledged output through `offset` (a valid ack). */
+  acked: [offset: number];
   close: [];
 }
 
@@ -316,6 +318,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
       this.sendError(toErrorData(err, ErrorCodes.INVALID_ACK));
       return;
     }
+    this.safeEmit('acked', offset);
     if (wasFull && !this.congested) this.safeEmit('drain');
   }
 

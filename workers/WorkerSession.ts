@@ -276,6 +276,8 @@ export class WorkerSession {
     };
     link.on('message', (message) => this.#faults.guard(() => dispatchBrowserMessage(message, targets)));
     link.on('drain', () => this.#output.drained());
+    // What a browser that acks has shown need not be kept for a resume: the ring holds only the rest.
+    link.on('acked', (offset) => this.#replay?.acknowledge(offset));
     link.on('fault', (error) => this.#faults.count(error));
     link.on('ended', (reason) => this.#linkEnded(link, reason));
   }
