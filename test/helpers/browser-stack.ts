@@ -35,7 +35,14 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-export async function startBrowserStack(): Promise<BrowserStack> {
+export interface BrowserStackOptions {
+  /** More agent flags; without `--resume-grace`, the agent runs with resume off (`--resume-grace 0`). */
+  agentArgs?: string[];
+}
+
+export async function startBrowserStack(options: BrowserStackOptions = {}): Promise<BrowserStack> {
+  const agentArgs = options.agentArgs ?? [];
+  const resume = agentArgs.includes('--resume-grace') ? [] : ['--resume-grace', '0'];
   const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
   const container = `vplc-e2e-${randomBytes(4).toString('hex')}`;
   const handle = await docker.createContainer({
@@ -69,6 +76,8 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       'off',
       '--log-level',
       process.env.TERMGATE_E2E_LOG_LEVEL ?? 'warn',
+      ...resume,
+      ...agentArgs,
     ],
     { env: { ...process.env, TERMGATE_TOKEN: token }, stdio: ['ignore', 'inherit', 'inherit'] },
   );

@@ -1,0 +1,162 @@
+/**
+ * The page resumes by itself (issue 13, point 3), in a real headless Chromium against the real agent
+ * (with `--resume-grace 30`) and a real container: a reload of the tab resumes the same shell and shows
+ * what was printed while the tab was gone; a dropped peer connection shows "reconnecting…" and the same
+ * shell goes on, on the same screen. The resume token stays out of the URL. Runs inside a private
+ * network namespace with only `lo` (the file re-executes itself under `unshare -n`).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { startBrowserStack, type BrowserStack } from './helpers/browser-stack.js';
+import { launchChromium, type ChromiumSession } from './helpers/chromium.js';
+import { IN_NETNS, rerunInNetns } from './helpers/netns.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const WAIT_MS = 30_000;
+
+const marker = (word: string) => `${word}-${randomBytes(4).toString('hex')}`;
+
+/** The page's view of its session, from the object main.ts exposes for tests. */
+interface PageApi {
+  termgate: { state: string; sessionId: string | undefined; screenText(): string };
+  /** Every RTCPeerConnection the page made (the init script below), to drop one as a network would. */
+  testPeers: { close(): void }[];
+}
+
+/** The page's RTCPeerConnection constructor, as far as the init script needs it (no DOM types here). */
+type PeerClass = new (config?: unknown) => { close(): void };
+
+/** Records the page's peer connections, so the test can close one under it. */
+function recordPeers(): void {
+  const g = globalThis as unknown as PageApi & { RTCPeerConnection: PeerClass };
+  const Original = g.RTCPeerConnection;
+  g.testPeers = [];
+  g.RTCPeerConnection = class extends Original {
+    constructor(config?: unknown) {
+      super(config);
+      g.testPeers.push(this);
+    }
+  };
+}
+
+if (!IN_NETNS) {
+  rerunInNetns(SELF, 'page resume, in a network namespace with only loopback', 300_000);
+} else {
+  void describe('the page resumes its session by itself (Chromium)', { timeout: 240_000 }, () => {
+    let stack: BrowserStack;
+    let chromium: ChromiumSession;
+    let page: Page;
+
+    before(async () => {
+      stack = await startBrowserStack({ agentArgs: ['--resume-grace', '30'] });
+      chromium = await launchChromium({ origin: stack.url });
+      await chromium.context.addInitScript(recordPeers);
+      page = await chromium.context.newPage();
+      await page.goto(stack.cloud.pageUrl(stack.container));
+      await pageState(page, 'connected');
+    });
+
+    after(async () => {
+      await page?.close();
+      await chromium?.close();
+      await stack?.close();
+    });
+
+    it('a reload resumes the same shell and shows what was printed while the tab was gone', async () => {
+      const session = await sessionId(page);
+      const pid = await shellPid(page);
+      const away = marker('away');
+      await runSoon(page, `sleep 1; echo ${away}-1-$((6*7)); sleep 2; echo ${away}-2-$((6*7))`);
+      await page.reload();
+
+      await pageState(page, 'connected');
+      assert.equal(await sessionId(page), session, 'the same session, resumed');
+      await screenShows(page, new RegExp(`^${away}-2-42\\s*$`, 'm'));
+      assert.equal(await shellPid(page), pid, 'the same shell answers');
+
+      const token = await page.evaluate(() => {
+        const storage = (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } })
+          .sessionStorage;
+        return (JSON.parse(storage.getItem('termgate.session') ?? '{}') as { token?: string }).token;
+      });
+      assert.ok(token && token.length >= 32, 'the tab keeps the resume token');
+      assert.ok(!page.url().includes(token), 'the token is not in the URL');
+      assert.ok(!page.url().includes('#token'), 'nor is the browser token');
+    });
+
+    it('a dropped connection shows reconnecting…, then the same shell goes on on the same screen', async () => {
+      const session = await sessionId(page);
+      const pid = await shellPid(page);
+      const gap = marker('gap');
+      await runSoon(page, `sleep 1; echo ${gap}-$((6*7))`);
+      // As a network loss would: the peer connection goes, without a close message or a disconnect.
+      await page.evaluate(() => (globalThis as unknown as PageApi).testPeers.at(-1)?.close());
+
+      await pageState(page, 'reconnecting');
+      assert.match((await page.textContent('#state')) ?? '', /reconnecting…/);
+      await pageState(page, 'connected');
+      assert.equal(await sessionId(page), session, 'the same session, resumed');
+      await screenShows(page, new RegExp(`^${gap}-42\\s*$`, 'm'));
+      assert.equal(await shellPid(page), pid, 'the same shell answers');
+      // Not reset on an in-page resume: what was on the screen before the drop is still there.
+      assert.match(await screenText(page), new RegExp(`^P:${pid}:`, 'm'));
+    });
+  });
+}
+
+function pageState(page: Page, state: string): Promise<unknown> {
+  return page.waitForSelector(`#state[data-state="${state}"]`, { timeout: WAIT_MS });
+}
+
+function sessionId(page: Page): Promise<string | undefined> {
+  return page.evaluate(() => (globalThis as unknown as PageApi).termgate.sessionId);
+}
+
+function screenText(page: Page): Promise<string> {
+  return page.evaluate(() => (globalThis as unknown as PageApi).termgate.screenText());
+}
+
+function screenShows(page: Page, pattern: RegExp): Promise<unknown> {
+  return page.waitForFunction(
+    ({ source, flags }) =>
+      new RegExp(source, flags).test((globalThis as unknown as PageApi).termgate.screenText()),
+    { source: pattern.source, flags: pattern.flags },
+    { timeout: WAIT_MS },
+  );
+}
+
+/** The shell's PID, as `echo $$` prints it (`P:<pid>:`; the typed line shows `$$`, not digits). */
+async function shellPid(page: Page): Promise<string> {
+  const before = (await screenText(page)).match(/^P:\d+:/gm)?.length ?? 0;
+  await page.click('#terminal');
+  await page.keyboard.type('echo P:$$:');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(
+    (n) => ((globalThis as unknown as PageApi).termgate.screenText().match(/^P:\d+:/gm)?.length ?? 0) > n,
+    before,
+    { timeout: WAIT_MS },
+  );
+  const all = (await screenText(page)).match(/^P:(\d+):/gm) ?? [];
+  return all.at(-1)!.slice(2, -1);
+}
+
+/**
+ * Starts `script` in a child shell and returns once the shell has echoed the typed line (it has the
+ * keys), so a reload or a drop right after cannot lose them.
+ */
+async function runSoon(page: Page, script: string): Promise<void> {
+  const line = `sh -c '${script}'`;
+  await page.click('#terminal');
+  await page.keyboard.type(line);
+  await page.waitForFunction(
+    (l) => (globalThis as unknown as PageApi).termgate.screenText().includes(l),
+    line,
+    { timeout: WAIT_MS },
+  );
+  await page.keyboard.press('Enter');
+  // The Enter's own echo is a line break: give it a moment to reach the shell before the tab goes.
+  await new Promise((r) => setTimeout(r, 200));
+}
