@@ -42,6 +42,25 @@ function recordPeers(): void {
   };
 }
 
+/**
+ * Before the page's own script: when the test asked for it (a flag in sessionStorage), the stored
+ * resume token is replaced by a wrong one, as a stale or forged one would be.
+ */
+function tamperTokenOnRequest(): void {
+  const storage = (globalThis as unknown as { sessionStorage: Storage }).sessionStorage;
+  if (storage.getItem('test.tamper') !== 'yes') return;
+  storage.removeItem('test.tamper');
+  const stored = JSON.parse(storage.getItem('termgate.session') ?? '{}') as { token?: string };
+  storage.setItem('termgate.session', JSON.stringify({ ...stored, token: 'not-the-token' }));
+}
+
+/** The part of the DOM's Storage the init scripts use (no DOM types in the test build). */
+interface Storage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
 if (!IN_NETNS) {
   rerunInNetns(SELF, 'page resume, in a network namespace with only loopback', 300_000);
 } else {
@@ -54,6 +73,7 @@ if (!IN_NETNS) {
       stack = await startBrowserStack({ agentArgs: ['--resume-grace', '30'] });
       chromium = await launchChromium({ origin: stack.url });
       await chromium.context.addInitScript(recordPeers);
+      await chromium.context.addInitScript(tamperTokenOnRequest);
       page = await chromium.context.newPage();
       await page.goto(stack.cloud.pageUrl(stack.container));
       await pageState(page, 'connected');
@@ -78,8 +98,7 @@ if (!IN_NETNS) {
       assert.equal(await shellPid(page), pid, 'the same shell answers');
 
       const token = await page.evaluate(() => {
-        const storage = (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } })
-          .sessionStorage;
+        const storage = (globalThis as unknown as { sessionStorage: Storage }).sessionStorage;
         return (JSON.parse(storage.getItem('termgate.session') ?? '{}') as { token?: string }).token;
       });
       assert.ok(token && token.length >= 32, 'the tab keeps the resume token');
@@ -103,6 +122,24 @@ if (!IN_NETNS) {
       assert.equal(await shellPid(page), pid, 'the same shell answers');
       // Not reset on an in-page resume: what was on the screen before the drop is still there.
       assert.match(await screenText(page), new RegExp(`^P:${pid}:`, 'm'));
+    });
+
+    it('a refused resume says the session ended, forgets it, and Reconnect opens a new one', async () => {
+      const session = await sessionId(page);
+      await page.evaluate(() =>
+        (globalThis as unknown as { sessionStorage: Storage }).sessionStorage.setItem('test.tamper', 'yes'),
+      );
+      await page.reload();
+      await pageState(page, 'disconnected');
+      assert.match((await page.textContent('#state')) ?? '', /session ended: .*\(TG_ERR_RESUME_REFUSED\)/);
+      const left = await page.evaluate(() =>
+        (globalThis as unknown as { sessionStorage: Storage }).sessionStorage.getItem('termgate.session'),
+      );
+      assert.equal(left, null, 'the refused session is forgotten');
+      await page.click('#connect');
+      await pageState(page, 'connected');
+      assert.notEqual(await sessionId(page), session, 'a new session');
+      await shellPid(page);
     });
   });
 }
