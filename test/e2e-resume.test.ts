@@ -13,16 +13,21 @@ import type { Page } from 'playwright-core';
 import { startBrowserStack, type BrowserStack } from './helpers/browser-stack.js';
 import { launchChromium, type ChromiumSession } from './helpers/chromium.js';
 import { IN_NETNS, rerunInNetns } from './helpers/netns.js';
+import {
+  PAGE_WAIT_MS as WAIT_MS,
+  pageState,
+  screenShows,
+  screenText,
+  sessionId,
+  type PageApi as BasePageApi,
+} from './helpers/page-api.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const WAIT_MS = 30_000;
 
 const marker = (word: string) => `${word}-${randomBytes(4).toString('hex')}`;
 
-/** The page's view of its session, from the object main.ts exposes for tests. */
-interface PageApi {
-  termgate: { state: string; sessionId: string | undefined; screenText(): string };
-  /** Every RTCPeerConnection the page made (the init script below), to drop one as a network would. */
+/** The page's test object, and every RTCPeerConnection it made (the init script below). */
+interface PageApi extends BasePageApi {
   testPeers: { close(): void }[];
 }
 
@@ -142,27 +147,6 @@ if (!IN_NETNS) {
       await shellPid(page);
     });
   });
-}
-
-function pageState(page: Page, state: string): Promise<unknown> {
-  return page.waitForSelector(`#state[data-state="${state}"]`, { timeout: WAIT_MS });
-}
-
-function sessionId(page: Page): Promise<string | undefined> {
-  return page.evaluate(() => (globalThis as unknown as PageApi).termgate.sessionId);
-}
-
-function screenText(page: Page): Promise<string> {
-  return page.evaluate(() => (globalThis as unknown as PageApi).termgate.screenText());
-}
-
-function screenShows(page: Page, pattern: RegExp): Promise<unknown> {
-  return page.waitForFunction(
-    ({ source, flags }) =>
-      new RegExp(source, flags).test((globalThis as unknown as PageApi).termgate.screenText()),
-    { source: pattern.source, flags: pattern.flags },
-    { timeout: WAIT_MS },
-  );
 }
 
 /** The shell's PID, as `echo $$` prints it (`P:<pid>:`; the typed line shows `$$`, not digits). */
