@@ -292,6 +292,7 @@ export class TerminalSession {
         break;
       }
       case 'ready':
+        if (this.#resuming) this.#resumed();
         break;
       case 'pty_connected':
         clearTimeout(this.#connectTimer);
@@ -301,9 +302,7 @@ export class TerminalSession {
         this.#token = msg.resume_token ?? this.#token;
         this.#setState('connected', `connected to ${msg.container} (${this.encoding})`);
         this.#send({ type: 'resize', cols: this.#size.cols, rows: this.#size.rows });
-        this.#lastPong = Date.now();
-        clearInterval(this.#pingTimer);
-        this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
+        this.#startKeepalive();
         break;
       case 'pty_disconnected':
         if (msg.reason === CONTAINER_STOPPED && this.#channel.readyState === 'open') this.#detach();
@@ -322,6 +321,25 @@ export class TerminalSession {
         break;
       }
     }
+  }
+
+  /**
+   * A resume try's channel is open: the session is back. `pty_connected` follows unless the container
+   * had stopped (the session stays detached, its reattach still possible).
+   */
+  #resumed(): void {
+    this.#resuming = false;
+    clearTimeout(this.#connectTimer);
+    this.#backoff.reset();
+    this.#startKeepalive();
+    if (this.#reattacher.isDetached)
+      this.#setState('detached', `${this.#container} stopped (${CONTAINER_STOPPED})`);
+  }
+
+  #startKeepalive(): void {
+    this.#lastPong = Date.now();
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
   }
 
   /** The container stopped: the session stays (pings go on), and can attach again when it runs. */
