@@ -146,6 +146,22 @@ if (!IN_NETNS) {
       assert.notEqual(await sessionId(page), session, 'a new session');
       await shellPid(page);
     });
+
+    it('a drop while the container is stopped resumes into the detached session, which reattaches', async () => {
+      const session = await sessionId(page);
+      await stack.lifecycle('stop');
+      await pageState(page, 'detached');
+      await page.evaluate(() => (globalThis as unknown as PageApi).testPeers.at(-1)?.close());
+      await pageState(page, 'reconnecting');
+      // Resumed without a shell: detached again, not stuck reconnecting.
+      await pageState(page, 'detached');
+      assert.equal(await sessionId(page), session, 'the same session, resumed');
+      await stack.lifecycle('start');
+      await page.click('#reattach');
+      await pageState(page, 'connected');
+      await shellPid(page);
+      assert.equal(await sessionId(page), session, 'still the same session');
+    });
   });
 }
 
