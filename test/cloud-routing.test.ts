@@ -234,6 +234,44 @@ void describe('cloud stand-in', { timeout: 60_000 }, () => {
     await Promise.all([a.close(), x.close(), y.close()]);
   });
 
+  void it("relays a resume offer with its token and offset, in place of the same browser's route only", async () => {
+    const a = await agent('agent-resume', ['vplc-r1']);
+    const x = await browser();
+    const y = await browser();
+    x.offer('s-r1', 'vplc-r1');
+    await waitFor('first answer', () => x.answers.length === 1);
+    assert.equal(a.offers[0]!.resume_token, undefined, 'a plain offer has no resume fields');
+
+    // The same browser, its peer connection dropped: the resume offer replaces its live route.
+    x.offer('s-r1', 'vplc-r1', { token: 'tok-1', offset: 4096 });
+    await waitFor('resume answer', () => x.answers.length === 2);
+    assert.equal(x.answers[1]!.status, 'success');
+    assert.equal(a.offers[1]!.resume_token, 'tok-1');
+    assert.equal(a.offers[1]!.resume_offset, 4096);
+    assert.equal(a.disconnects.length, 0, 'the agent is not told to end the session');
+    assert.equal(cloud.sessionCount, 1);
+
+    // Another browser cannot take the route over, token or not.
+    y.offer('s-r1', 'vplc-r1', { token: 'tok-1', offset: 0 });
+    await waitFor('takeover refused', () => y.answers.length === 1);
+    assert.equal(y.answers[0]!.code, 'TG_ERR_DUPLICATE_SESSION');
+    assert.equal(a.offers.length, 2);
+
+    // A bad offset is refused at the edge, not relayed.
+    y.socket.emit('webrtc:offer', {
+      session_id: 's-r2',
+      device_id: 'vplc-r1',
+      sdp: 'v=0',
+      sdp_type: 'offer',
+      resume_token: 'tok',
+      resume_offset: -1,
+    });
+    await waitFor('bad offset refused', () => y.answers.length === 2);
+    assert.equal(y.answers[1]!.code, 'TG_ERR_INVALID_PAYLOAD');
+    assert.equal(a.offers.length, 2);
+    await Promise.all([a.close(), x.close(), y.close()]);
+  });
+
   void it('tells browsers when the agent of their session goes away mid-session', async () => {
     const a = await agent('agent-doomed', ['vplc-d1']);
     const b = await agent('agent-stays', ['vplc-s1']);

@@ -17,6 +17,7 @@ import { startBrowserStack, type BrowserStack } from './helpers/browser-stack.js
 import { launchChromium, type ChromiumSession } from './helpers/chromium.js';
 import { cycleContainer } from './helpers/containers.js';
 import { IN_NETNS, rerunInNetns } from './helpers/netns.js';
+import { pageState, screenShows, sessionId } from './helpers/page-api.js';
 import { untilNoShells } from './helpers/progress.js';
 import { useStack } from './helpers/stack.js';
 
@@ -163,28 +164,6 @@ if (!IN_NETNS) {
       assert.equal(await sessionId(page), session, 'the same session throughout');
     });
   });
-}
-
-/** The page's view of its session, from the object main.ts exposes for tests. */
-interface PageApi {
-  termgate: { state: string; sessionId: string | undefined; screenText(): string };
-}
-
-function pageState(page: Page, state: string): Promise<unknown> {
-  return page.waitForSelector(`#state[data-state="${state}"]`, { timeout: RESTART_MS });
-}
-
-function sessionId(page: Page): Promise<string | undefined> {
-  return page.evaluate(() => (globalThis as unknown as PageApi).termgate.sessionId);
-}
-
-function screenShows(page: Page, pattern: RegExp): Promise<unknown> {
-  return page.waitForFunction(
-    ({ source, flags }) =>
-      new RegExp(source, flags).test((globalThis as unknown as PageApi).termgate.screenText()),
-    { source: pattern.source, flags: pattern.flags },
-    { timeout: RESTART_MS },
-  );
 }
 
 /** Types `echo <word>-$((6*7))` into the page's terminal and waits for a screen line `<word>-42`. */

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ErrorCodes } from '../common/errors.js';
+import { BROWSER_GONE } from '../common/protocol/signaling.js';
 import type { Encoding } from '../common/protocol/terminal-messages.js';
 import { BrowserPeer, OfferRefused, type ResumeOptions } from './helpers/browser-peer.js';
 import { shellsIn } from './helpers/containers.js';
@@ -192,6 +193,32 @@ describe('session resume', () => {
       assert.ok(!back.screen().includes('hi-42'), 'nothing the browser already had is sent again');
     } finally {
       await back.end();
+    }
+    await untilNoShells([device]);
+  });
+
+  it('a browser gone from the cloud (a reloaded tab) leaves the session resumable; a plain disconnect ends it', async () => {
+    const device = stack.containers[1]!;
+    const first = await BrowserPeer.open(stack.cloud, { device });
+    first.type('echo gone-$((40+2))\n');
+    await first.waitForScreen('gone-42');
+    stack.cloud.disconnect(first.sessionId, BROWSER_GONE);
+    // The agent lets the link go (its channel closes) but keeps the shell.
+    await first.until(() => first.channelClosed, 'the agent to let the link go');
+    first.drop();
+    const back = await BrowserPeer.resume(stack.cloud, {
+      device,
+      sessionId: first.sessionId,
+      resumeToken: first.resumeToken!,
+      resumeOffset: first.lastOffset,
+    });
+    try {
+      back.type('echo again-$((40+4))\n');
+      await back.waitForScreen('again-44');
+      stack.cloud.disconnect(first.sessionId);
+      await back.until(() => back.channelClosed, 'a plain disconnect to end the session');
+    } finally {
+      back.close();
     }
     await untilNoShells([device]);
   });

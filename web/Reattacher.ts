@@ -26,6 +26,11 @@ export class Reattacher {
     this.#auto = auto;
   }
 
+  /** True from a container's stop until a terminal is attached again. */
+  get isDetached(): boolean {
+    return this.#detached;
+  }
+
   /** True while a try waits for its answer. */
   get trying(): boolean {
     return this.#trying;

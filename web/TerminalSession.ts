@@ -3,6 +3,10 @@
  * the cloud exactly as the cloud's contract has a browser do (`webrtc:offer` out, the answer back as a
  * `webrtc:offer` event, `webrtc:ice` both ways, `webrtc:disconnect`). Binary (msgpack) or JSON messages.
  * A container that stops under the session leaves it `detached`, not ended: see Reattacher.
+ * A connection that drops without a goodbye (network, signaling, a reloaded tab) is `reconnecting`: the
+ * session sends resume offers (same `session_id`, its `resume_token`, the last output `offset` received)
+ * on new peer connections, with a growing wait (ResumeBackoff), until one is answered or the agent
+ * refuses; the agent replays what was printed meanwhile, so the terminal goes on where it was.
  */
 import { Packr } from 'msgpackr';
 import type { Socket } from 'socket.io-client';
@@ -16,10 +20,12 @@ import { AckPacer } from '../common/AckPacer.js';
 import type { InboundMessage, OutboundMessage } from '../common/protocol/terminal-messages.js';
 import { Reattacher } from './Reattacher.js';
 import { readConnectionPath, type ConnectionPath } from './connection-path.js';
+import { ResumeBackoff } from './ResumeBackoff.js';
+import type { StoredSession } from './SessionStore.js';
 
 export type Encoding = 'msgpack' | 'json';
 /** What the page shows (the agent's own states are `SessionState` in common/protocol/worker-messages.ts). */
-export type PageSessionState = 'connecting' | 'connected' | 'detached' | 'disconnected';
+export type PageSessionState = 'connecting' | 'connected' | 'detached' | 'reconnecting' | 'disconnected';
 
 export interface TerminalSessionOptions {
   socket: CloudSocket;
@@ -40,12 +46,18 @@ export interface TerminalSessionOptions {
   onPath: (path: ConnectionPath | undefined) => void;
   /** STUN/TURN servers and transport policy for the peer connection (the cloud's `/api/ice-servers`). */
   ice: RTCConfiguration;
+  /** A session a previous page of this tab left (SessionStore): resumed instead of a new one. */
+  resume?: StoredSession;
 }
 
 /** The page's Socket.IO client, typed by the signaling contract's event maps. */
 export type CloudSocket = Socket<CloudToBrowserEvents, BrowserToCloudEvents>;
 
 const CONNECT_TIMEOUT_MS = 20_000;
+/** A resume try not connected by then is given up, and the next one goes (the wait grows meanwhile). */
+const RESUME_TRY_TIMEOUT_MS = 10_000;
+/** Answers after which no resume can succeed: the session is gone (or its replay is). */
+const RESUME_FINAL_CODES: readonly string[] = ['TG_ERR_RESUME_REFUSED', 'TG_ERR_RESUME_OFFSET_OUT_OF_RANGE'];
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 30_000;
 /** The `pty_disconnected` reason after which the same peer connection can attach again. */
@@ -55,13 +67,14 @@ const PATH_INTERVAL_MS = 5_000;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export class TerminalSession {
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   readonly deviceId: string;
   readonly encoding: Encoding;
   readonly #opts: TerminalSessionOptions;
-  readonly #pc: RTCPeerConnection;
-  readonly #channel: RTCDataChannel;
-  readonly #pendingIce: RTCIceCandidateInit[] = [];
+  /** The current connection; a resume replaces both. */
+  #pc!: RTCPeerConnection;
+  #channel!: RTCDataChannel;
+  #pendingIce: RTCIceCandidateInit[] = [];
   #remoteSet = false;
   #state: PageSessionState = 'connecting';
   #size: { cols: number; rows: number };
@@ -74,20 +87,98 @@ export class TerminalSession {
   /** The container the terminal was last attached to: a reattach goes there. */
   #container: string;
   readonly #reattacher: Reattacher;
+  /** The session's secret for a resume (`pty_connected.resume_token`); none while the agent has resume off. */
+  #token: string | undefined;
+  /** The last output offset received, where an in-page resume continues. */
+  #received = 0;
+  /** The last output offset the terminal has shown, where a reloaded page's screen starts. */
+  #shown = 0;
+  #resuming = false;
+  readonly #backoff = new ResumeBackoff();
 
   constructor(opts: TerminalSessionOptions) {
     this.#opts = opts;
+    this.id = opts.resume?.sessionId ?? crypto.randomUUID();
     this.deviceId = opts.deviceId;
     this.encoding = opts.encoding;
     this.#size = { cols: opts.cols, rows: opts.rows };
     this.#container = opts.deviceId;
     this.#reattacher = new Reattacher(() => this.#sendReattach(), opts.autoReattach ?? false);
-    this.#pc = new RTCPeerConnection(opts.ice);
-    this.#channel = this.#pc.createDataChannel('terminal');
-    this.#channel.binaryType = 'arraybuffer';
-    this.#channel.onmessage = (ev: MessageEvent<string | ArrayBuffer>) => this.#onMessage(ev.data);
-    this.#channel.onclose = () => this.close('channel-closed');
-    this.#pc.onicecandidate = (ev) => {
+    if (opts.resume) {
+      this.#token = opts.resume.token;
+      this.#received = this.#shown = opts.resume.offset;
+    }
+  }
+
+  get state(): PageSessionState {
+    return this.#state;
+  }
+
+  /** What a reloaded page needs to resume this session, once the agent gave it a token. */
+  get stored(): StoredSession | undefined {
+    if (!this.#token || this.#state === 'disconnected') return undefined;
+    const { id: sessionId, deviceId, encoding } = this;
+    return { sessionId, deviceId, encoding, token: this.#token, offset: this.#shown };
+  }
+
+  /** Sends the offer through the cloud: a resume offer for a session a previous page left. */
+  async start(): Promise<void> {
+    if (this.#token) {
+      this.#setState('reconnecting', `resuming the session on ${this.deviceId}…`);
+      await this.#offer(true);
+      return;
+    }
+    this.#setState('connecting', `connecting to ${this.deviceId}…`);
+    this.#connectTimer = setTimeout(() => this.close('connect-timeout'), CONNECT_TIMEOUT_MS);
+    await this.#offer(false);
+  }
+
+  /**
+   * The connection dropped without the agent's goodbye (channel or peer closed, signaling lost, no
+   * pong): resume it if the session has a token, else end it.
+   */
+  connectionLost(reason: string, fromCloud = false): void {
+    if (this.#state === 'disconnected') return;
+    if (!this.#token) {
+      this.close(reason, undefined, fromCloud);
+      return;
+    }
+    this.#dropPeer();
+    if (!this.#backoff.schedule(() => void this.#offer(true))) {
+      this.#end('the session could not be resumed in time');
+      return;
+    }
+    this.#setState('reconnecting', `reconnecting… (${reason})`);
+  }
+
+  /** A new peer connection and its offer; with `resume`, the offer carries the token and the offset. */
+  async #offer(resume: boolean): Promise<void> {
+    if (this.#state === 'disconnected') return;
+    const pc = this.#openPeer();
+    this.#resuming = resume;
+    if (resume) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = setTimeout(() => this.connectionLost('no answer'), RESUME_TRY_TIMEOUT_MS);
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    if (this.state === 'disconnected' || pc !== this.#pc) return;
+    this.#opts.socket.emit('webrtc:offer', {
+      session_id: this.id,
+      device_id: this.deviceId,
+      sdp: pc.localDescription?.sdp ?? offer.sdp ?? '',
+      sdp_type: 'offer',
+      ...(resume && this.#token && { resume_token: this.#token, resume_offset: this.#received }),
+    });
+  }
+
+  #openPeer(): RTCPeerConnection {
+    const pc = new RTCPeerConnection(this.#opts.ice);
+    const channel = pc.createDataChannel('terminal');
+    channel.binaryType = 'arraybuffer';
+    channel.onmessage = (ev: MessageEvent<string | ArrayBuffer>) => this.#onMessage(ev.data);
+    channel.onclose = () => this.connectionLost('channel closed');
+    pc.onicecandidate = (ev) => {
       if (!ev.candidate || this.#state === 'disconnected') return;
       this.#opts.socket.emit('webrtc:ice', {
         session_id: this.id,
@@ -96,37 +187,38 @@ export class TerminalSession {
         sdp_mline_index: ev.candidate.sdpMLineIndex,
       });
     };
-    this.#pc.onconnectionstatechange = () => {
-      if (this.#pc.connectionState === 'failed') this.close('peer-failed');
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed') this.connectionLost('peer failed');
     };
+    this.#pc = pc;
+    this.#channel = channel;
+    this.#pendingIce = [];
+    this.#remoteSet = false;
+    return pc;
   }
 
-  get state(): PageSessionState {
-    return this.#state;
-  }
-
-  /** Creates the offer and sends it through the cloud. */
-  async start(): Promise<void> {
-    this.#setState('connecting', `connecting to ${this.deviceId}…`);
-    this.#connectTimer = setTimeout(() => this.close('connect-timeout'), CONNECT_TIMEOUT_MS);
-    const offer = await this.#pc.createOffer();
-    await this.#pc.setLocalDescription(offer);
-    if (this.#state === 'disconnected') return;
-    this.#opts.socket.emit('webrtc:offer', {
-      session_id: this.id,
-      device_id: this.deviceId,
-      sdp: this.#pc.localDescription?.sdp ?? offer.sdp ?? '',
-      sdp_type: 'offer',
-    });
+  /** Closes the current connection without a goodbye: the agent keeps the session for a resume. */
+  #dropPeer(): void {
+    clearTimeout(this.#connectTimer);
+    clearInterval(this.#pingTimer);
+    this.#channel.onclose = null;
+    this.#channel.onmessage = null;
+    this.#pc.onconnectionstatechange = null;
+    this.#pc.onicecandidate = null;
+    this.#pc.close();
   }
 
   /** The cloud's `webrtc:offer` event carrying the agent's answer (or an error). */
   async handleAnswer(answer: AnswerMessage): Promise<void> {
     if (this.#state === 'disconnected' || this.#remoteSet) return;
     if (answer.status !== 'success') {
-      this.close(answer.message || 'offer refused', answer.code);
+      const text = answer.message || 'offer refused';
+      if (!this.#resuming) this.close(text, answer.code);
+      else if (RESUME_FINAL_CODES.includes(answer.code)) this.#end(`${text} (${answer.code})`);
+      else this.connectionLost(`${text} (${answer.code})`);
       return;
     }
+    if (this.#pc.signalingState !== 'have-local-offer') return;
     await this.#pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     this.#remoteSet = true;
     for (const c of this.#pendingIce.splice(0)) await this.#pc.addIceCandidate(c).catch(() => undefined);
@@ -176,12 +268,18 @@ export class TerminalSession {
     this.#acks.close();
     this.#reattacher.close();
     clearInterval(this.#pathTimer);
+    this.#backoff.close();
     this.#send({ type: 'close' });
     if (!fromCloud) this.#opts.socket.emit('webrtc:disconnect', { session_id: this.id });
     this.#channel.onclose = null;
     this.#pc.onconnectionstatechange = null;
     this.#pc.close();
     this.#setState('disconnected', code ? `${reason} (${code})` : reason);
+  }
+
+  /** The agent cannot resume the session (refused, or the grace is over): it ended; a new one is up to the user. */
+  #end(why: string): void {
+    this.close(`session ended: ${why}`);
   }
 
   #onMessage(raw: string | ArrayBuffer): void {
@@ -197,20 +295,22 @@ export class TerminalSession {
     switch (msg.type) {
       case 'output': {
         const { offset } = msg;
-        this.#opts.onOutput(msg.data, () => offset !== undefined && this.#acks.consumed(offset));
+        if (offset !== undefined) this.#received = offset;
+        this.#opts.onOutput(msg.data, () => offset !== undefined && this.#consumed(offset));
         break;
       }
       case 'ready':
+        if (this.#resuming) this.#resumed();
         break;
       case 'pty_connected':
         clearTimeout(this.#connectTimer);
+        this.#backoff.reset();
         this.#reattacher.attached();
         this.#container = msg.container;
+        this.#token = msg.resume_token ?? this.#token;
         this.#setState('connected', `connected to ${msg.container} (${this.encoding})`);
         this.#send({ type: 'resize', cols: this.#size.cols, rows: this.#size.rows });
-        this.#lastPong = Date.now();
-        clearInterval(this.#pingTimer);
-        this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
+        this.#startKeepalive();
         this.#showPath();
         this.#pathTimer ??= setInterval(() => this.#showPath(), PATH_INTERVAL_MS);
         break;
@@ -231,6 +331,25 @@ export class TerminalSession {
         break;
       }
     }
+  }
+
+  /**
+   * A resume try's channel is open: the session is back. `pty_connected` follows unless the container
+   * had stopped (the session stays detached, its reattach still possible).
+   */
+  #resumed(): void {
+    this.#resuming = false;
+    clearTimeout(this.#connectTimer);
+    this.#backoff.reset();
+    this.#startKeepalive();
+    if (this.#reattacher.isDetached)
+      this.#setState('detached', `${this.#container} stopped (${CONTAINER_STOPPED})`);
+  }
+
+  #startKeepalive(): void {
+    this.#lastPong = Date.now();
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
   }
 
   /** The container stopped: the session stays (pings go on), and can attach again when it runs. */
@@ -258,9 +377,14 @@ export class TerminalSession {
       .catch(() => undefined); // a closing connection has no stats; the next state says why
   }
 
+  #consumed(offset: number): void {
+    this.#shown = Math.max(this.#shown, offset);
+    this.#acks.consumed(offset);
+  }
+
   #keepalive(): void {
     if (Date.now() - this.#lastPong > PONG_TIMEOUT_MS) {
-      this.close('keepalive-timeout');
+      this.connectionLost('keepalive timeout');
       return;
     }
     this.#send({ type: 'ping' });

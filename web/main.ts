@@ -3,6 +3,9 @@
  * reconnect button. `?device=NAME` connects at load; `?encoding=json` picks JSON mode (default msgpack).
  * When the container stops under a session, a reattach button (and the auto-reattach setting, kept in
  * localStorage) attaches the same session again once it runs.
+ * A session whose connection drops resumes by itself ("reconnecting…"); a reload of the tab resumes it
+ * too, from what SessionStore kept for the tab (the new screen shows what was printed after the last
+ * output the old one had shown).
  * `#token=…` is the browser token the stand-in printed with the URL: it is required by the signaling
  * handshake and `/api/devices`, kept for this tab only, and taken out of the address bar.
  */
@@ -17,6 +20,7 @@ import {
   type PageSessionState,
 } from './TerminalSession.js';
 import { describePath, type ConnectionPath } from './connection-path.js';
+import { loadSession, saveSession, type StoredSession } from './SessionStore.js';
 
 interface DeviceListing {
   name: string;
@@ -160,6 +164,21 @@ async function loadDevices(): Promise<void> {
 /** Figures for tests and the bench, on the page's clock: output shown by the terminal, and when. */
 const figures = { outputBytes: 0, lastReceivedAt: 0, lastShownAt: 0, lastKeyAt: 0, outputBytesAtKey: 0 };
 
+/** How often, at most, the shown offset is written to sessionStorage while output flows. */
+const PERSIST_EVERY_MS = 250;
+let persistTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Keeps what a reload needs to resume the session (or forgets it once the session ended). */
+function persistSession(): void {
+  clearTimeout(persistTimer);
+  persistTimer = undefined;
+  saveSession(session?.stored);
+}
+
+function persistSoon(): void {
+  persistTimer ??= setTimeout(persistSession, PERSIST_EVERY_MS);
+}
+
 /** Output to the terminal; acked (`consumed`) once xterm.js has processed it, so its queue stays bounded. */
 function show(data: string | Uint8Array, consumed: () => void): void {
   figures.lastReceivedAt = performance.now();
@@ -167,6 +186,7 @@ function show(data: string | Uint8Array, consumed: () => void): void {
     figures.outputBytes += data.length;
     figures.lastShownAt = performance.now();
     consumed();
+    persistSoon();
   });
 }
 
@@ -175,6 +195,7 @@ async function connect(): Promise<void> {
   const deviceId = deviceSelect.value;
   session?.close('replaced');
   session = undefined;
+  persistSession();
   if (!token) {
     showState('disconnected', NO_TOKEN);
     return;
@@ -184,18 +205,37 @@ async function connect(): Promise<void> {
     return;
   }
   term.reset();
+  await openSession(attempt, deviceId, encodingSelect.value as Encoding);
+}
+
+/** A session a previous page of this tab left: resumed on a fresh screen. */
+async function resume(stored: StoredSession): Promise<void> {
+  const attempt = ++attempts;
+  encodingSelect.value = stored.encoding;
+  if ([...deviceSelect.options].some((o) => o.value === stored.deviceId))
+    deviceSelect.value = stored.deviceId;
+  await openSession(attempt, stored.deviceId, stored.encoding, stored);
+}
+
+async function openSession(
+  attempt: number,
+  deviceId: string,
+  encoding: Encoding,
+  stored?: StoredSession,
+): Promise<void> {
   const ice = await loadIceConfig();
   if (attempt !== attempts) return; // another connect began meanwhile
   const current = new TerminalSession({
     ice,
     socket,
     deviceId,
-    encoding: encodingSelect.value as Encoding,
+    encoding,
     cols: term.cols,
     rows: term.rows,
     onState: (state, detail) => {
       if (session !== current) return;
       showState(state, detail);
+      persistSession();
       if (state === 'connected') term.focus();
       if (state === 'disconnected') term.write(`\r\n\x1b[2m[termgate] disconnected: ${detail}\x1b[0m\r\n`);
     },
@@ -205,6 +245,7 @@ async function connect(): Promise<void> {
     onPath: (path) => {
       if (session === current) showPath(path);
     },
+    ...(stored && { resume: stored }),
   });
   session = current;
   current.start().catch((err: unknown) => current.close(`could not create the offer: ${String(err)}`));
@@ -220,7 +261,7 @@ socket.on('webrtc:disconnect', (msg) => {
   if (session && msg.session_id === session.id)
     session.close(msg.reason ?? 'ended by the cloud', undefined, true);
 });
-socket.on('disconnect', () => session?.close('signaling lost', undefined, true));
+socket.on('disconnect', () => session?.connectionLost('signaling lost', true));
 // A refused handshake (token, origin) is not retried by the client: say why.
 socket.on('connect_error', (err: Error) => {
   if (!socket.active) showState('disconnected', token ? `signaling refused: ${err.message}` : NO_TOKEN);
@@ -253,7 +294,11 @@ autoReattachBox.addEventListener('change', () => {
   session?.setAutoReattach(autoReattachBox.checked);
 });
 refreshButton.addEventListener('click', () => void loadDevices());
-addEventListener('pagehide', () => session?.close('tab closed'));
+// A session that can be resumed is left to the agent's grace: this may be a reload. Else it ends here.
+addEventListener('pagehide', () => {
+  if (session?.stored) persistSession();
+  else session?.close('tab closed');
+});
 
 /** For tests and the curious: the terminal, the session (state, id), and the screen as text. */
 Object.assign(window, {
@@ -278,4 +323,6 @@ Object.assign(window, {
 
 showState(token ? 'idle' : 'disconnected', token ? 'pick a device' : NO_TOKEN);
 await loadDevices();
-if (params.get('device') && deviceSelect.value) await connect();
+const left = token ? loadSession() : undefined;
+if (left) await resume(left);
+else if (params.get('device') && deviceSelect.value) await connect();

@@ -109,7 +109,8 @@ export class WorkerSession {
     this.#main
       .handle('offer', ({ sdp, resume }) => ({ sdp: resume ? this.#resume(sdp, resume) : this.#answer(sdp) }))
       .on('remote-candidate', (ice) => this.#remoteCandidates.add(ice))
-      .on('close', ({ reason }) => void this.close(reason));
+      .on('close', ({ reason }) => void this.close(reason))
+      .on('browser-gone', () => this.#browserGone());
     return this.#finished;
   }
 
@@ -243,6 +244,12 @@ export class WorkerSession {
     if (link !== this.#link) return;
     if (this.#replay && this.#resumable && !this.closing) this.#disconnect();
     else void this.close(reason);
+  }
+
+  /** The browser left the cloud without a close (a reload): a drop if resumable, else the cloud's end. */
+  #browserGone(): void {
+    if (!this.#replay || !this.#resumable || this.closing) void this.close('cloud-disconnect');
+    else if (this.#link) this.#disconnect();
   }
 
   /** `pty_connected` carries the resume token; once one has gone out on an open channel, a drop is resumable. */

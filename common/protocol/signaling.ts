@@ -232,6 +232,12 @@ export interface AgentAuth {
   agent_id: string;
 }
 
+/**
+ * `webrtc:disconnect.reason` from the cloud to the agent when a browser's socket went away without ending
+ * its session (a tab reloaded or killed): the agent keeps a resumable session for a resume (issue 13).
+ */
+export const BROWSER_GONE = 'browser-gone';
+
 /** Why the cloud ended a session, as sent to the browser in `webrtc:disconnect.reason`. */
 export type CloudDisconnectReason = 'agent-gone' | 'agent-closed' | 'agent-timeout';
 

@@ -167,6 +167,11 @@ export interface MainToSession {
   notifications: {
     'remote-candidate': IceCandidate;
     close: { reason: CloseReason };
+    /**
+     * The browser's signaling went away (the cloud's `webrtc:disconnect` with reason `browser-gone`: a
+     * tab reloaded or killed): a resumable session waits for a resume, any other ends.
+     */
+    'browser-gone': Record<string, never>;
   };
 }
 

@@ -148,6 +148,11 @@ export class SessionHandle extends SafeEmitter<SessionHandleEvents> {
     if (!this.closed) this.#worker.notify('remote-candidate', candidate);
   }
 
+  /** The browser's signaling went away: the worker keeps a resumable session for a resume, else ends it. */
+  browserGone(): void {
+    if (!this.closed && !this.#closeRequested) this.#worker.notify('browser-gone', {});
+  }
+
   /** Asks the worker to end the session; `close` follows when it has. */
   close(reason: CloseReason): void {
     if (this.closed || this.#closeRequested) return;

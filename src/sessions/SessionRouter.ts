@@ -16,6 +16,7 @@ import type { Logger } from '../../common/logger.js';
 import {
   answerError,
   answerSuccess,
+  BROWSER_GONE,
   type AnswerMessage,
   type DeviceInfo,
   type DisconnectMessage,
@@ -112,7 +113,9 @@ export class SessionRouter extends SafeEmitter<SessionRouterEvents> {
     const session = this.#o.registry.get(message.session_id);
     if (!session)
       throw new TermgateError(ErrorCodes.UNKNOWN_SESSION, `no session "${message.session_id}" on this agent`);
-    session.close('cloud-disconnect');
+    // A browser that left the cloud without ending its session (a reload) may come back with a resume.
+    if (message.reason === BROWSER_GONE) session.browserGone();
+    else session.close('cloud-disconnect');
   }
 
   devices(): Promise<DeviceInfo[]> {

@@ -11,6 +11,7 @@ import {
   answerAckSchema,
   answerError,
   answerSuccess,
+  BROWSER_GONE,
   disconnectSchema,
   iceSchema,
   offerSchema,
@@ -123,7 +124,7 @@ export class SignalingRelay {
       this.#browsers.delete(socket);
       for (const route of this.#routes.removeBySocket(socket)) {
         this.#log.info({ session: route.sessionId }, 'browser gone, ending its session');
-        route.agent?.emit(Topics.disconnect, { session_id: route.sessionId, reason: 'browser-gone' });
+        route.agent?.emit(Topics.disconnect, { session_id: route.sessionId, reason: BROWSER_GONE });
       }
     });
   }
@@ -138,7 +139,11 @@ export class SignalingRelay {
       return;
     }
     const sessionId = offer.session_id;
-    if (this.#routes.get(sessionId)) {
+    const existing = this.#routes.get(sessionId);
+    // A browser resuming its own dropped session replaces its route; the agent checks the token.
+    if (existing && offer.resume_token !== undefined && existing.browser === browser)
+      this.#routes.remove(existing);
+    else if (existing) {
       const error = { code: ErrorCodes.DUPLICATE_SESSION, message: `session ${sessionId} already exists` };
       browser.emit(Topics.offer, answerError({ session_id: sessionId }, error));
       return;
@@ -174,7 +179,13 @@ export class SignalingRelay {
     const agentId = agent.agentId;
     route.agent = agentSocket;
     this.#log.info(
-      { session: sessionId, device: offer.device_id, agent: agentId, correlationId },
+      {
+        session: sessionId,
+        device: offer.device_id,
+        agent: agentId,
+        correlationId,
+        resume: offer.resume_token !== undefined,
+      },
       'relaying offer',
     );
     const iceServers = this.#o.agentIceServers?.(sessionId);
@@ -184,6 +195,7 @@ export class SignalingRelay {
       sdp: offer.sdp,
       sdp_type: 'offer' as const,
       ...(iceServers ? { ice_servers: iceServers } : {}),
+      ...resumeFields(offer),
     };
     agentSocket
       .timeout(this.#o.offerTimeoutMs)
@@ -235,6 +247,12 @@ export class SignalingRelay {
       return undefined;
     }
   }
+}
+
+/** A resume offer's fields (issue 13), relayed as validated; the token is never logged. */
+function resumeFields(offer: OfferMessage): Pick<OfferMessage, 'resume_token' | 'resume_offset'> {
+  if (offer.resume_token === undefined) return {};
+  return { resume_token: offer.resume_token, resume_offset: offer.resume_offset ?? 0 };
 }
 
 function iceOut(ice: IceMessage): IceMessage {

@@ -38,7 +38,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export interface BrowserStackOptions {
   /** The agent's `--bind-address`, so its only ICE candidates. Default 127.0.0.1. */
   bindAddress?: string;
-  /** More agent flags (they win over the defaults above them: commander keeps the last). */
+  /**
+   * More agent flags (they win over the defaults above them: commander keeps the last); without
+   * `--resume-grace`, the agent runs with resume off (`--resume-grace 0`).
+   */
   agentArgs?: string[];
   /** More agent environment (TERMGATE_ICE_SERVERS, a secret's file…). */
   agentEnv?: Record<string, string>;
@@ -47,6 +50,8 @@ export interface BrowserStackOptions {
 }
 
 export async function startBrowserStack(options: BrowserStackOptions = {}): Promise<BrowserStack> {
+  const agentArgs = options.agentArgs ?? [];
+  const resume = agentArgs.includes('--resume-grace') ? [] : ['--resume-grace', '0'];
   const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
   const container = `vplc-e2e-${randomBytes(4).toString('hex')}`;
   const handle = await docker.createContainer({
@@ -80,7 +85,8 @@ export async function startBrowserStack(options: BrowserStackOptions = {}): Prom
       'off',
       '--log-level',
       process.env.TERMGATE_E2E_LOG_LEVEL ?? 'warn',
-      ...(options.agentArgs ?? []),
+      ...resume,
+      ...agentArgs,
     ],
     {
       env: { ...process.env, TERMGATE_TOKEN: token, ...options.agentEnv },

@@ -11,6 +11,8 @@ export interface ReceivedOffer {
   device_id: string;
   sdp: string;
   sdp_type: string;
+  resume_token?: string;
+  resume_offset?: number;
 }
 
 export type OfferReply = (offer: ReceivedOffer) => unknown;
@@ -109,7 +111,8 @@ export interface FakeBrowser {
   answers: Array<Record<string, unknown>>;
   ice: unknown[];
   disconnects: Array<{ session_id: string; reason?: string }>;
-  offer(sessionId: string, deviceId: string): void;
+  /** Sends an offer; `resume` makes it a resume offer (issue 13). */
+  offer(sessionId: string, deviceId: string, resume?: { token: string; offset: number }): void;
   close(): Promise<void>;
 }
 
@@ -121,12 +124,13 @@ export async function connectFakeBrowser(url: string, token: string): Promise<Fa
     answers: [],
     ice: [],
     disconnects: [],
-    offer: (sessionId, deviceId) =>
+    offer: (sessionId, deviceId, resume) =>
       socket.emit('webrtc:offer', {
         session_id: sessionId,
         device_id: deviceId,
         sdp: `v=0\r\no=- offer-${sessionId}\r\n`,
         sdp_type: 'offer',
+        ...(resume && { resume_token: resume.token, resume_offset: resume.offset }),
       }),
     close: () => closeSocket(socket),
   };

@@ -133,8 +133,9 @@ export class TestCloud {
     this.agent?.emit('webrtc:ice', ice);
   }
 
-  disconnect(sessionId: string): void {
-    this.agent?.emit('webrtc:disconnect', { session_id: sessionId });
+  /** Ends a session as the cloud does; `reason` (e.g. `browser-gone`) goes along when given. */
+  disconnect(sessionId: string, reason?: string): void {
+    this.agent?.emit('webrtc:disconnect', { session_id: sessionId, ...(reason !== undefined && { reason }) });
   }
 
   onIce(sessionId: string, listener: (ice: OutboundIceMessage) => void): void {
