@@ -1,8 +1,9 @@
 /**
  * The TURN relay test in Firefox (issue 14): Firefox ESR with `iceTransportPolicy: 'relay'` and the agent
- * with `--ice-transport-policy relay` open a terminal through a real coturn over UDP, type, follow a
- * resize and move 20 MB byte-exact; coturn's log shows both allocations, the agent's metrics and the
- * page's status bar say relayed. The same session steps as the Chromium file (test/turn-relay.test.ts,
+ * with `--ice-transport-policy relay` open a terminal through a real coturn, type, follow a resize and
+ * move 20 MB byte-exact; coturn's log shows both allocations, the agent's metrics and the page's status
+ * bar say relayed. Firefox reaches coturn over UDP, then over TCP (the agent always over UDP, all its ICE
+ * library does): unlike Chromium, Firefox over TURN/TCP connects to this agent (docs/turn.md). The same session steps as the Chromium file (test/turn-relay.test.ts,
  * test/helpers/turn-session.ts), driven through Puppeteer.
  *
  * Runs inside a private network namespace with `lo` and the dead-end route Firefox needs to gather any
@@ -16,7 +17,7 @@ import type { BrowserStack } from './helpers/browser-stack.js';
 import { launchFirefox, type FirefoxSession } from './helpers/firefox.js';
 import { Coturn } from './helpers/coturn.js';
 import { scrapeUntil } from './helpers/metrics.js';
-import { deadEndDestinations, IN_NETNS, rerunInNetns } from './helpers/netns.js';
+import { DEAD_END_ADDRESS, deadEndDestinations, IN_NETNS, rerunInNetns } from './helpers/netns.js';
 import { closeLeavesNoShell } from './helpers/terminal-page.js';
 import {
   assertPathMetrics,
@@ -24,7 +25,7 @@ import {
   moveBulk,
   openTappedTerminal,
   printMeasured,
-  relayOnlyOverUdp,
+  relayOnly,
   startMeteredStack,
   typeResizeAndMeasure,
   type PathMeasure,
@@ -57,23 +58,40 @@ if (!IN_NETNS) {
     });
     after(() => printMeasured(measured));
 
-    void it('Firefox and the agent relay-only through coturn over UDP: type, resize, 20 MB byte-exact', async () => {
+    /** Firefox relay-only through coturn over `transport`, the agent relay-only over UDP: the whole session. */
+    async function relayedSession(transport: 'udp' | 'tcp'): Promise<Coturn> {
+      const label = `relay (Firefox, coturn, ${transport})`;
       turn = await Coturn.start({ auth: { kind: 'long-term', username: 'tg', password: 'relay-pw' } });
-      const started = await startMeteredStack(relayOnlyOverUdp(turn));
+      const started = await startMeteredStack(relayOnly(turn, transport));
       stack = started.stack;
       browser = await launchFirefox({ viewport: { width: 1000, height: 640 } });
       const page = await browser.newPage();
       await openTappedTerminal(page, stack);
       const shrink = () => page.setViewport({ width: 700, height: 400 });
-      // Firefox's stats name the relay's protocol; its pair RTT reads 0.0 ms here, so only the path is asserted.
-      measured.push(
-        await typeResizeAndMeasure(page, shrink, 'relay (Firefox, coturn, udp)', /^relayed \(TURN\/udp\)/),
-      );
+      // Only the path: Firefox's pair RTT may read 0.0 ms on loopback.
+      const shown = new RegExp(`^relayed \\(TURN/${transport}\\)`);
+      measured.push(await typeResizeAndMeasure(page, shrink, label, shown));
       await scrapeUntil(started.metrics, (m) => assertPathMetrics(m, 'relay'));
-      await moveBulk(page, 'relay (Firefox, coturn, udp)');
+      await moveBulk(page, label);
       await assertRelayedBulk(started.metrics, turn);
       await closeLeavesNoShell(page, stack);
       assert.deepEqual(await deadEndDestinations(), [], 'nothing was tried beyond the namespace');
+      return turn;
+    }
+
+    void it('Firefox and the agent relay-only through coturn over UDP: type, resize, 20 MB byte-exact', async () => {
+      const server = await relayedSession('udp');
+      assert.deepEqual(server.tcpClients(), [], 'nobody reached coturn over TCP');
+    });
+
+    void it('Firefox reaches coturn over TCP (the agent over UDP): type, resize, 20 MB byte-exact', async () => {
+      const server = await relayedSession('tcp');
+      // Firefox's connection, from its host address on the namespace's route.
+      assert.deepEqual(
+        server.tcpClients().map((c) => c.split(':')[0]),
+        [DEAD_END_ADDRESS],
+        server.log.slice(-3000),
+      );
     });
   });
 }

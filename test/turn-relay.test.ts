@@ -30,7 +30,7 @@ import {
   moveBulk,
   openTappedTerminal,
   printMeasured,
-  relayOnlyOverUdp,
+  relayOnly,
   startMeteredStack,
   typeResizeAndMeasure,
   type PathMeasure,
@@ -98,7 +98,7 @@ if (!IN_NETNS) {
     void it('long-term credentials: both sides relay-only over UDP, type, resize, 20 MB byte-exact', async () => {
       const turn = await Coturn.start({ auth: { kind: 'long-term', username: 'tg', password: 'relay-pw' } });
       try {
-        await withStack(relayOnlyOverUdp(turn), async (stack, browser, metrics) => {
+        await withStack(relayOnly(turn), async (stack, browser, metrics) => {
           const page = await openTerminal(stack, browser);
           await typeResizeAndRecord(page, 'relay (coturn, udp)', /^relayed \(TURN\/udp\) · RTT \d/);
           await scrapeUntil(metrics, (m) => assertPathMetrics(m, 'relay'));

@@ -52,10 +52,11 @@ export async function startMeteredStack(
 }
 
 /**
- * Both sides relay-only through `turn` over UDP with its long-term credentials: the agent
- * (`--ice-transport-policy relay`, the server in its environment) and the page (from the stand-in).
+ * Both sides relay-only through `turn` with its long-term credentials: the agent
+ * (`--ice-transport-policy relay`, the server in its environment) over UDP, the only transport its ICE
+ * library has for TURN, and the page (from the stand-in) over `browserTransport`.
  */
-export function relayOnlyOverUdp(turn: Coturn): BrowserStackOptions {
+export function relayOnly(turn: Coturn, browserTransport: 'udp' | 'tcp' = 'udp'): BrowserStackOptions {
   const { username, credential } = turn.credentials();
   return {
     agentArgs: ['--ice-transport-policy', 'relay'],
@@ -63,7 +64,7 @@ export function relayOnlyOverUdp(turn: Coturn): BrowserStackOptions {
     agentEnv: { TERMGATE_ICE_SERVERS: `turn:${username}:${credential}@127.0.0.1:${turn.port}?transport=udp` },
     cloud: {
       browserIce: {
-        ice_servers: [{ urls: turn.url('udp'), username, credential }],
+        ice_servers: [{ urls: turn.url(browserTransport), username, credential }],
         ice_transport_policy: 'relay',
       },
     },
