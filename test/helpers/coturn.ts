@@ -110,6 +110,12 @@ export class Coturn {
     return [...this.#log.matchAll(success)].map((m) => ({ session: m[1]!, username: m[2]! }));
   }
 
+  /** The clients that reached the server over TCP (`address:port`), from its log. */
+  tcpClients(): string[] {
+    // coturn 4.6: "IPv4. tcp or tls connected to: 10.99.0.1:37739"
+    return [...this.#log.matchAll(/tcp or tls connected to: (\S+)/g)].map((m) => m[1]!);
+  }
+
   /** Stops this server (SIGTERM, then SIGKILL) and removes its directory. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {

@@ -1,11 +1,29 @@
 /**
- * The termgate page in Chromium, as the TURN tests drive it: a tap on the page's `terminal` channel
- * (installed before the page's own script runs) that times setup and echoes and keeps what the agent sent,
- * so a test can measure and check byte-exact what crossed the relay, while the page itself works as
- * always. The page must run in JSON mode (`?encoding=json`): the tap reads messages as JSON.
+ * The termgate page as the TURN tests drive it, in Chromium (Playwright) or Firefox (Puppeteer): a tap on
+ * the page's `terminal` channel (installed before the page's own script runs) that times setup and echoes
+ * and keeps what the agent sent, so a test can measure and check byte-exact what crossed the relay, while
+ * the page itself works as always. The page must run in JSON mode (`?encoding=json`): the tap reads
+ * messages as JSON. Every wait polls inside the page, so both drivers' pages fit `TapPage` as they are.
  */
-import type { Page } from 'playwright-core';
 import { untilProgress } from './progress.js';
+import type { TerminalPage } from './terminal-page.js';
+
+/** What the tap needs of a page beyond `TerminalPage`; Playwright's and Puppeteer's pages have it. */
+export interface TapPage extends TerminalPage {
+  evaluate<R>(fn: () => R | Promise<R>): Promise<R>;
+  evaluate<R, A>(fn: (arg: A) => R | Promise<R>, arg: A): Promise<R>;
+  keyboard: {
+    type(text: string): Promise<void>;
+    press(key: string): Promise<void>;
+    down(key: string): Promise<void>;
+    up(key: string): Promise<void>;
+  };
+}
+
+/** How each driver runs a script in every new document before the page's own. */
+export type InitScriptPage =
+  | { addInitScript(script: () => void): Promise<unknown> }
+  | { evaluateOnNewDocument(script: () => void): Promise<unknown> };
 
 /** What the tap keeps in the page. */
 interface Tap {
@@ -31,7 +49,7 @@ interface TapChannel {
   addEventListener(type: 'message', listener: (e: { data: unknown }) => void): void;
 }
 
-/** Runs in the page before its scripts (serialized by playwright: it refers to nothing outside). */
+/** Runs in the page before its scripts (serialized by the driver: it refers to nothing outside). */
 function installTap(): void {
   const g = globalThis as unknown as TapGlobals;
   const tap: Tap = {
@@ -70,12 +88,13 @@ function installTap(): void {
   };
 }
 
-export async function tapTerminal(page: Page): Promise<void> {
-  await page.addInitScript(installTap);
+export async function tapTerminal(page: InitScriptPage): Promise<void> {
+  if ('addInitScript' in page) await page.addInitScript(installTap);
+  else await page.evaluateOnNewDocument(installTap);
 }
 
 /** Channel created → `pty_connected`, in ms of the page's clock. */
-export async function setupMs(page: Page): Promise<number> {
+export async function setupMs(page: TapPage): Promise<number> {
   return page.evaluate(() => {
     const tap = (globalThis as unknown as { __tgTap: Tap }).__tgTap;
     return tap.ptyAt - tap.createdAt;
@@ -86,21 +105,37 @@ export async function setupMs(page: Page): Promise<number> {
  * Types `count` characters one at a time, each once the last one's echo came back, and returns the
  * round trips (input sent → first output) measured in the page. Clears the line after.
  */
-export async function echoRoundTrips(page: Page, count: number): Promise<number[]> {
+export async function echoRoundTrips(page: TapPage, count: number): Promise<number[]> {
   await page.evaluate(() => {
     (globalThis as unknown as { __tgTap: Tap }).__tgTap.echoes = [];
   });
   for (let i = 1; i <= count; i++) {
     await page.keyboard.press('x');
-    await page.waitForFunction(
-      (n) => (globalThis as unknown as { __tgTap: Tap }).__tgTap.echoes.length >= n,
-      i,
-      { timeout: 10_000, polling: 5 },
-    );
+    const arrived = await page.evaluate(untilEchoes, { count: i, timeoutMs: ECHO_TIMEOUT_MS });
+    if (!arrived) throw new Error(`echo ${i} of ${count} did not come back within ${ECHO_TIMEOUT_MS} ms`);
   }
   const echoes = await page.evaluate(() => (globalThis as unknown as { __tgTap: Tap }).__tgTap.echoes);
-  await page.keyboard.press('Control+U');
+  // Ctrl+U clears the line; pressed key by key, the one spelling both drivers understand.
+  await page.keyboard.down('Control');
+  await page.keyboard.press('u');
+  await page.keyboard.up('Control');
   return echoes;
+}
+
+const ECHO_TIMEOUT_MS = 10_000;
+
+/** Runs in the page: resolves true once `count` echoes were timed, false after `timeoutMs`. */
+function untilEchoes({ count, timeoutMs }: { count: number; timeoutMs: number }): Promise<boolean> {
+  const tap = (globalThis as unknown as { __tgTap: Tap }).__tgTap;
+  const deadline = performance.now() + timeoutMs;
+  return new Promise((resolve) => {
+    const check = () => {
+      if (tap.echoes.length >= count) resolve(true);
+      else if (performance.now() > deadline) resolve(false);
+      else setTimeout(check, 2);
+    };
+    check();
+  });
 }
 
 export interface BulkResult {
@@ -115,7 +150,7 @@ export interface BulkResult {
  * output has arrived for `stallMs`. Returns the length and sha256 of what lay between the markers.
  */
 export async function bulkOutput(
-  page: Page,
+  page: TapPage,
   command: string,
   markers: { start: string; end: string },
   stallMs: number,

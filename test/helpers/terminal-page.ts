@@ -57,8 +57,8 @@ export const stateText = (page: TerminalPage): Promise<string> =>
     return (globalThis as unknown as { document: Doc }).document.querySelector('#state')?.textContent ?? '';
   });
 
-export async function waitConnected(page: TerminalPage): Promise<void> {
-  await page.waitForSelector('#state[data-state="connected"]', { timeout: 20_000 });
+export async function waitConnected(page: TerminalPage, timeoutMs = 20_000): Promise<void> {
+  await page.waitForSelector('#state[data-state="connected"]', { timeout: timeoutMs });
 }
 
 /** Types a command and waits for a screen line that matches `expect` exactly. */
