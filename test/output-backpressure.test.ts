@@ -89,9 +89,19 @@ describe('OutputBackpressure', () => {
     output.sendTo(link);
     flood('x');
     mock.timers.tick(TIMEOUT_MS - 1);
+    link.congested = false;
     output.drained();
     mock.timers.tick(TIMEOUT_MS * 2);
     assert.deepEqual(slow, []);
+  });
+
+  it('keeps the PTY paused and the clock running when a drain leaves the link congested (the ack window)', () => {
+    output.sendTo(link);
+    flood('x');
+    output.drained(); // the send buffer drained, but the browser's ack window is still full
+    assert.deepEqual(producer, ['pause']);
+    mock.timers.tick(TIMEOUT_MS);
+    assert.equal(slow.length, 1);
   });
 
   it('stops the clock when the PTY goes away, without resuming it', () => {
