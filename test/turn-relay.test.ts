@@ -85,11 +85,11 @@ if (!IN_NETNS) {
   void describe('TURN relay through coturn (inside the namespace)', { timeout: 800_000 }, () => {
     after(() => printMeasured(measured));
 
-    void it('a direct session says host: in the status bar and in the path metrics', async () => {
+    void it('a direct session says direct in the status bar, host (or prflx) in the path metrics', async () => {
       await withStack({}, async (stack, browser, metrics) => {
         const page = await openTerminal(stack, browser);
         await typeResizeAndRecord(page, 'host (direct)', /^direct · RTT \d/);
-        const s = await scrapeUntil(metrics, (m) => assertPathMetrics(m, 'host'));
+        const s = await scrapeUntil(metrics, (m) => assertPathMetrics(m, 'direct'));
         assert.equal(s.value('termgate_sessions_by_path', { path: 'relay' }), 0);
         assert.equal(s.value('termgate_relayed_bytes_total'), 0);
         await page.close();
