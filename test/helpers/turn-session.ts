@@ -130,13 +130,14 @@ export function assertPathMetrics(s: Scrape, path: 'direct' | 'relay'): void {
   // A direct pair's browser end is `prflx` when the browser's check reached the agent before its
   // candidate did (trickled through the cloud); on loopback that is a matter of timing.
   const kinds = path === 'direct' ? ['host', 'prflx'] : ['relay'];
-  const sessions = kinds.map((k) => s.value('termgate_sessions_by_path', { path: k }));
+  const sessions = kinds.map((k) => s.sum('termgate_sessions_by_path', { path: k }));
   assert.equal(
     sessions.reduce((a, b) => a + b, 0),
     1,
     `sessions by path ${kinds.join('/')}: ${sessions.join('/')}`,
   );
-  const rtts = kinds.map((k) => s.value('termgate_path_rtt_seconds_count', { path: k }));
+  // A histogram's series exists only once its path was observed: summed, an absent one is 0.
+  const rtts = kinds.map((k) => s.sum('termgate_path_rtt_seconds_count', { path: k }));
   assert.ok(
     rtts.some((n) => n >= 1),
     'an RTT was observed',
