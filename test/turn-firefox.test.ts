@@ -23,7 +23,7 @@ import {
   assertPathMetrics,
   assertRelayedBulk,
   moveBulk,
-  openTappedTerminal,
+  openTappedTerminalOnceMore,
   printMeasured,
   relayOnly,
   startMeteredStack,
@@ -65,8 +65,7 @@ if (!IN_NETNS) {
       const started = await startMeteredStack(relayOnly(turn, transport));
       stack = started.stack;
       browser = await launchFirefox({ viewport: { width: 1000, height: 640 } });
-      const page = await browser.newPage();
-      await openTappedTerminal(page, stack);
+      const page = await openTappedTerminalOnceMore(() => browser!.newPage(), stack, turn);
       const shrink = () => page.setViewport({ width: 700, height: 400 });
       // Only the path: Firefox's pair RTT may read 0.0 ms on loopback.
       const shown = new RegExp(`^relayed \\(TURN/${transport}\\)`);
@@ -86,9 +85,9 @@ if (!IN_NETNS) {
 
     void it('Firefox reaches coturn over TCP (the agent over UDP): type, resize, 20 MB byte-exact', async () => {
       const server = await relayedSession('tcp');
-      // Firefox's connection, from its host address on the namespace's route.
+      // Firefox's connections (one per try), from its host address on the namespace's route.
       assert.deepEqual(
-        server.tcpClients().map((c) => c.split(':')[0]),
+        [...new Set(server.tcpClients().map((c) => c.split(':')[0]))],
         [DEAD_END_ADDRESS],
         server.log.slice(-3000),
       );

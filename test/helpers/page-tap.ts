@@ -38,6 +38,8 @@ interface Tap {
   chunks: string[];
   bytes: number;
   tail: string;
+  /** The peer connection of the last channel, for `iceReport` when a session does not connect. */
+  pc: unknown;
 }
 
 interface TapGlobals {
@@ -61,13 +63,14 @@ function installTap(): void {
     chunks: [],
     bytes: 0,
     tail: '',
+    pc: undefined,
   };
   g.__tgTap = tap;
   const proto = g.RTCPeerConnection.prototype;
   const create = proto.createDataChannel;
   proto.createDataChannel = function (this: unknown, ...args: unknown[]) {
     const channel = create.apply(this, args);
-    Object.assign(tap, { createdAt: performance.now(), ptyAt: 0, echoes: [], chunks: [], bytes: 0 });
+    Object.assign(tap, { createdAt: performance.now(), ptyAt: 0, echoes: [], chunks: [], bytes: 0, pc: this });
     const send = channel.send.bind(channel);
     channel.send = (data: unknown) => {
       if (typeof data === 'string' && data.startsWith('{"type":"input"')) tap.sentAt = performance.now();
@@ -91,6 +94,42 @@ function installTap(): void {
 export async function tapTerminal(page: InitScriptPage): Promise<void> {
   if ('addInitScript' in page) await page.addInitScript(installTap);
   else await page.evaluateOnNewDocument(installTap);
+}
+
+/**
+ * What the page's peer connection says of ICE: its states, then every candidate pair with its state and
+ * both candidates' type, protocol and address (the agent's and the browser's, no credentials). One
+ * line each, for the message of a session that did not connect.
+ */
+export async function iceReport(page: TapPage): Promise<string> {
+  return page.evaluate(async () => {
+    type Stat = Record<string, unknown> & { id: string; type: string };
+    type Pc = {
+      connectionState: string;
+      iceConnectionState: string;
+      iceGatheringState: string;
+      signalingState: string;
+      getStats(): Promise<Map<string, Stat>>;
+    };
+    const pc = (globalThis as unknown as { __tgTap: { pc?: Pc } }).__tgTap.pc;
+    if (!pc) return 'no peer connection was created';
+    const stats = [...(await pc.getStats()).values()];
+    const byId = new Map(stats.map((s) => [s.id, s]));
+    const candidate = (id: unknown) => {
+      const c = byId.get(String(id));
+      return c ? `${String(c.candidateType)}/${String(c.protocol)} ${String(c.address)}:${String(c.port)}` : '?';
+    };
+    const lines = [
+      `pc ${pc.connectionState}, ice ${pc.iceConnectionState}, gathering ${pc.iceGatheringState}, signaling ${pc.signalingState}`,
+      ...stats
+        .filter((s) => s.type === 'local-candidate' || s.type === 'remote-candidate')
+        .map((s) => `${s.type} ${candidate(s.id)}`),
+      ...stats
+        .filter((s) => s.type === 'candidate-pair')
+        .map((s) => `pair ${String(s.state)}: ${candidate(s.localCandidateId)} -> ${candidate(s.remoteCandidateId)}`),
+    ];
+    return lines.join('\n');
+  });
 }
 
 /** Channel created → `pty_connected`, in ms of the page's clock. */
