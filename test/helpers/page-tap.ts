@@ -70,7 +70,14 @@ function installTap(): void {
   const create = proto.createDataChannel;
   proto.createDataChannel = function (this: unknown, ...args: unknown[]) {
     const channel = create.apply(this, args);
-    Object.assign(tap, { createdAt: performance.now(), ptyAt: 0, echoes: [], chunks: [], bytes: 0, pc: this });
+    Object.assign(tap, {
+      createdAt: performance.now(),
+      ptyAt: 0,
+      echoes: [],
+      chunks: [],
+      bytes: 0,
+      pc: this,
+    });
     const send = channel.send.bind(channel);
     channel.send = (data: unknown) => {
       if (typeof data === 'string' && data.startsWith('{"type":"input"')) tap.sentAt = performance.now();
@@ -117,7 +124,9 @@ export async function iceReport(page: TapPage): Promise<string> {
     const byId = new Map(stats.map((s) => [s.id, s]));
     const candidate = (id: unknown) => {
       const c = byId.get(String(id));
-      return c ? `${String(c.candidateType)}/${String(c.protocol)} ${String(c.address)}:${String(c.port)}` : '?';
+      return c
+        ? `${String(c.candidateType)}/${String(c.protocol)} ${String(c.address)}:${String(c.port)}`
+        : '?';
     };
     const lines = [
       `pc ${pc.connectionState}, ice ${pc.iceConnectionState}, gathering ${pc.iceGatheringState}, signaling ${pc.signalingState}`,
@@ -126,7 +135,10 @@ export async function iceReport(page: TapPage): Promise<string> {
         .map((s) => `${s.type} ${candidate(s.id)}`),
       ...stats
         .filter((s) => s.type === 'candidate-pair')
-        .map((s) => `pair ${String(s.state)}: ${candidate(s.localCandidateId)} -> ${candidate(s.remoteCandidateId)}`),
+        .map(
+          (s) =>
+            `pair ${String(s.state)}: ${candidate(s.localCandidateId)} -> ${candidate(s.remoteCandidateId)}`,
+        ),
     ];
     return lines.join('\n');
   });

@@ -76,7 +76,11 @@ export function relayOnly(turn: Coturn, browserTransport: 'udp' | 'tcp' = 'udp')
  * Taps `page`, opens the stack's terminal in JSON mode and waits until it is connected. If it does not
  * connect, the error carries the page's ICE report and the end of `turn`'s log.
  */
-export async function openTappedTerminal(page: SessionPage, stack: BrowserStack, turn?: Coturn): Promise<void> {
+export async function openTappedTerminal(
+  page: SessionPage,
+  stack: BrowserStack,
+  turn?: Coturn,
+): Promise<void> {
   await tapTerminal(page);
   const url = new URL(stack.cloud.pageUrl(stack.container));
   url.searchParams.set('encoding', 'json');
@@ -116,7 +120,9 @@ export async function openTappedTerminalOnceMore<P extends SessionPage & { close
     await openTappedTerminal(first, stack, turn);
     return first;
   } catch (err) {
-    console.log(`# the first try did not connect; trying once more. ${(err as Error).message.replace(/\n/g, '\n# ')}`);
+    console.log(
+      `# the first try did not connect; trying once more. ${(err as Error).message.replace(/\n/g, '\n# ')}`,
+    );
     await first.close();
   }
   const second = await newPage();
