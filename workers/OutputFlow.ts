@@ -23,12 +23,17 @@
  * next piece, so the echo leaves as soon as it is read.
  *
  * Output is read while reading has started, no hold runs and the channel is not congested.
+ *
+ * Node's own reads of the socket are paced apart while output streams (SocketReadPacer): the source is
+ * told when a hold starts (streaming) and when input was written (an echo is due).
  */
 
 /** The stream, in paused mode: `read()` returns everything buffered, or null. */
 export interface OutputSource {
   read(): Buffer | null;
   readonly readableHighWaterMark: number;
+  /** Told whether output streams (the socket's reads may be paced: SocketReadPacer) or an echo is due. */
+  pace?(streaming: boolean): void;
 }
 
 export interface OutputFlowOptions {
@@ -98,6 +103,7 @@ export class OutputFlow {
   /** Input was written to the shell: its echo must not wait. */
   inputWritten(): void {
     this.#echoDue = true;
+    this.#source.pace?.(false);
     this.#endHold();
   }
 
@@ -139,7 +145,9 @@ export class OutputFlow {
       this.#echoDue = false;
       return;
     }
-    if (bytes >= this.#source.readableHighWaterMark || this.#closed) return;
+    if (this.#closed) return;
+    this.#source.pace?.(true);
+    if (bytes >= this.#source.readableHighWaterMark) return;
     this.#hold = setTimeout(() => this.#endHold(), this.holdFor(bytes, sinceLastMs));
   }
 

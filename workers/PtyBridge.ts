@@ -14,7 +14,8 @@ import { withDockerTimeout } from '../common/docker-timeout.js';
 import { ErrorCodes, TermgateError, type ErrorData } from '../common/errors.js';
 import type { ShellTags } from '../common/protocol/worker-messages.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
-import { OutputFlow } from './OutputFlow.js';
+import { OutputFlow, type OutputSource } from './OutputFlow.js';
+import { SocketReadPacer } from './SocketReadPacer.js';
 import { exitReason, type PtyExitReason } from './container-liveness.js';
 import {
   containerProcsFile,
@@ -25,6 +26,9 @@ import {
   TAG_SESSION,
 } from '../common/process-tags.js';
 import { endTree, locateExec, type ExecProcess } from '../common/process-tree.js';
+
+/** How long the exec's socket rests after each read while output streams (see SocketReadPacer). */
+const SOCKET_READ_PAUSE_MS = 1;
 
 export interface PtyOptions {
   /** The container's name, for messages. */
@@ -70,6 +74,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
   #closing = false;
   #reading = false;
   readonly #flow: OutputFlow;
+  readonly #pacer: SocketReadPacer;
   #closed: Promise<PtyCloseOutcome> | undefined;
 
   private constructor(
@@ -86,7 +91,13 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     this.#openedAtMs = openedAtMs;
     this.#stream = stream;
     this.#options = options;
-    this.#flow = new OutputFlow(stream, (chunk) => this.safeEmit('data', chunk));
+    this.#pacer = new SocketReadPacer(stream, SOCKET_READ_PAUSE_MS);
+    const source: OutputSource = {
+      read: () => stream.read() as Buffer | null,
+      readableHighWaterMark: stream.readableHighWaterMark,
+      pace: (streaming) => (this.#pacer.streaming = streaming),
+    };
+    this.#flow = new OutputFlow(source, (chunk) => this.safeEmit('data', chunk));
     stream.once('end', () => this.#onExit());
     stream.once('close', () => this.#onExit());
     stream.on('error', () => this.#onExit());
@@ -214,6 +225,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
   async #close(): Promise<PtyCloseOutcome> {
     this.#closing = true;
     this.#flow.close();
+    this.#pacer.close();
     let outcome: PtyCloseOutcome;
     try {
       outcome = await this.#endShell();

@@ -1,0 +1,155 @@
+/**
+ * SocketReadPacer on a real unix socket, as the exec's socket is: while output streams, the writes that
+ * come during a pause are taken by one read; an echo (`wake()`) and output that does not stream are read
+ * the moment they come; closing ends a pause; nothing is lost or reordered. The pauses are long (seconds)
+ * so that what the kernel gathered cannot depend on the machine's speed.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SocketReadPacer } from '../workers/SocketReadPacer.js';
+
+const LONG_PAUSE_MS = 3_000;
+
+/** A connected pair: `writer` is the engine's end, `reader` the agent's, read in paused mode. */
+interface Pair {
+  writer: net.Socket;
+  reader: net.Socket;
+  /** Every read Node made of the reader's socket, as it made it. */
+  reads: string[];
+  /** Resolves once the reads hold `text` in all. */
+  received(text: string): Promise<void>;
+  close(): void;
+}
+
+let dir: string;
+let server: net.Server;
+let accepted: ((socket: net.Socket) => void) | undefined;
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'termgate-pacer-'));
+  server = net.createServer((socket) => accepted?.(socket));
+  await new Promise<void>((resolve) => server.listen(path.join(dir, 'exec.sock'), resolve));
+});
+after(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function connect(pauseMs: number): Promise<Pair & { pacer: SocketReadPacer }> {
+  const writerP = new Promise<net.Socket>((resolve) => (accepted = resolve));
+  const reader = net.connect(path.join(dir, 'exec.sock'));
+  await new Promise((resolve) => reader.once('connect', resolve));
+  const writer = await writerP;
+  const pacer = new SocketReadPacer(reader, pauseMs);
+  // Counts Node's reads: each one is one push into the paused stream.
+  const reads: string[] = [];
+  const push = reader.push.bind(reader);
+  reader.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    if (Buffer.isBuffer(chunk)) reads.push(chunk.toString());
+    return push(chunk, encoding);
+  };
+  // Drained as it comes, as OutputFlow does outside a hold: only the pacer decides when Node reads.
+  reader.on('readable', () => {
+    while (reader.read() !== null);
+  });
+  const received = async (text: string) => {
+    while (reads.join('') !== text) {
+      assert.ok(text.startsWith(reads.join('')), `read so far: ${JSON.stringify(reads.join(''))}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  return {
+    writer,
+    reader,
+    reads,
+    pacer,
+    received,
+    close: () => {
+      pacer.close();
+      writer.destroy();
+      reader.destroy();
+    },
+  };
+}
+
+/** Writes each piece as one write, the next once the last has left. */
+async function writeEach(socket: net.Socket, pieces: string[]): Promise<void> {
+  for (const piece of pieces) await new Promise<void>((resolve) => socket.write(piece, () => resolve()));
+}
+
+const PIECES = Array.from({ length: 50 }, (_, i) => `line ${String(i).padStart(3, '0')}\n`);
+
+void describe('SocketReadPacer', () => {
+  void it('while output streams, the writes that come during a pause are taken by one read', async () => {
+    const pair = await connect(LONG_PAUSE_MS);
+    try {
+      pair.pacer.streaming = true;
+      await writeEach(pair.writer, ['first\n']);
+      await pair.received('first\n');
+      // The socket now rests: the 50 writes wait in the kernel, then come as one read.
+      await writeEach(pair.writer, PIECES);
+      await pair.received(['first\n', ...PIECES].join(''));
+      assert.deepEqual(pair.reads, ['first\n', PIECES.join('')]);
+    } finally {
+      pair.close();
+    }
+  });
+
+  void it('input written (an echo due) ends the pause at once', async () => {
+    const pair = await connect(60_000);
+    try {
+      pair.pacer.streaming = true;
+      await writeEach(pair.writer, ['output\n']);
+      await pair.received('output\n');
+      await writeEach(pair.writer, ['x']);
+      const started = performance.now();
+      pair.pacer.wake();
+      await pair.received('output\nx');
+      assert.ok(performance.now() - started < 30_000, 'the echo did not wait for the pause');
+    } finally {
+      pair.close();
+    }
+  });
+
+  void it('output that does not stream is read as it comes, each write on its own', async () => {
+    const pair = await connect(60_000);
+    try {
+      for (const piece of PIECES.slice(0, 5)) {
+        await writeEach(pair.writer, [piece]);
+        await pair.received(pair.reads.join('') + piece);
+      }
+      assert.deepEqual(pair.reads, PIECES.slice(0, 5));
+    } finally {
+      pair.close();
+    }
+  });
+
+  void it('close ends a pause: what waits is read, nothing is lost', async () => {
+    const pair = await connect(60_000);
+    try {
+      pair.pacer.streaming = true;
+      await writeEach(pair.writer, ['a\n']);
+      await pair.received('a\n');
+      await writeEach(pair.writer, PIECES);
+      pair.pacer.close();
+      await pair.received(['a\n', ...PIECES].join(''));
+    } finally {
+      pair.close();
+    }
+  });
+
+  void it('a stream that is not a socket is read as it comes', async () => {
+    const { PassThrough } = await import('node:stream');
+    const stream = new PassThrough();
+    const pacer = new SocketReadPacer(stream, LONG_PAUSE_MS);
+    pacer.streaming = true;
+    stream.write('one');
+    stream.write('two');
+    assert.equal(String(stream.read()), 'onetwo');
+    pacer.close();
+  });
+});
