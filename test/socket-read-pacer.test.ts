@@ -1,6 +1,6 @@
 /**
  * SocketReadPacer on a real unix socket, as the exec's socket is: while output streams, the writes that
- * come during a pause are taken by one read; an echo (`wake()`) and output that does not stream are read
+ * come during a pause are taken by one read; an echo (`streaming = false`, input written) and output that does not stream are read
  * the moment they come; closing ends a pause; nothing is lost or reordered. The pauses are long (seconds)
  * so that what the kernel gathered cannot depend on the machine's speed.
  */
@@ -81,66 +81,64 @@ async function writeEach(socket: net.Socket, pieces: string[]): Promise<void> {
   for (const piece of pieces) await new Promise<void>((resolve) => socket.write(piece, () => resolve()));
 }
 
+/** A connected pair on a pacer resting `pauseMs` after each read, closed whatever `body` does. */
+async function withPair(
+  pauseMs: number,
+  body: (pair: Pair & { pacer: SocketReadPacer }) => Promise<void>,
+): Promise<void> {
+  const pair = await connect(pauseMs);
+  try {
+    await body(pair);
+  } finally {
+    pair.close();
+  }
+}
+
+/** Output streams and `first` is read: the socket now rests. */
+async function restAfter(pair: Pair & { pacer: SocketReadPacer }, first: string): Promise<void> {
+  pair.pacer.streaming = true;
+  await writeEach(pair.writer, [first]);
+  await pair.received(first);
+}
+
 const PIECES = Array.from({ length: 50 }, (_, i) => `line ${String(i).padStart(3, '0')}\n`);
 
 void describe('SocketReadPacer', () => {
-  void it('while output streams, the writes that come during a pause are taken by one read', async () => {
-    const pair = await connect(LONG_PAUSE_MS);
-    try {
-      pair.pacer.streaming = true;
-      await writeEach(pair.writer, ['first\n']);
-      await pair.received('first\n');
+  void it('while output streams, the writes that come during a pause are taken by one read', () =>
+    withPair(LONG_PAUSE_MS, async (pair) => {
+      await restAfter(pair, 'first\n');
       // The socket now rests: the 50 writes wait in the kernel, then come as one read.
       await writeEach(pair.writer, PIECES);
       await pair.received(['first\n', ...PIECES].join(''));
       assert.deepEqual(pair.reads, ['first\n', PIECES.join('')]);
-    } finally {
-      pair.close();
-    }
-  });
+    }));
 
-  void it('input written (an echo due) ends the pause at once', async () => {
-    const pair = await connect(60_000);
-    try {
-      pair.pacer.streaming = true;
-      await writeEach(pair.writer, ['output\n']);
-      await pair.received('output\n');
+  void it('input written (an echo due) ends the pause at once', () =>
+    withPair(60_000, async (pair) => {
+      await restAfter(pair, 'output\n');
       await writeEach(pair.writer, ['x']);
       const started = performance.now();
-      pair.pacer.wake();
+      pair.pacer.streaming = false;
       await pair.received('output\nx');
       assert.ok(performance.now() - started < 30_000, 'the echo did not wait for the pause');
-    } finally {
-      pair.close();
-    }
-  });
+    }));
 
-  void it('output that does not stream is read as it comes, each write on its own', async () => {
-    const pair = await connect(60_000);
-    try {
+  void it('output that does not stream is read as it comes, each write on its own', () =>
+    withPair(60_000, async (pair) => {
       for (const piece of PIECES.slice(0, 5)) {
         await writeEach(pair.writer, [piece]);
         await pair.received(pair.reads.join('') + piece);
       }
       assert.deepEqual(pair.reads, PIECES.slice(0, 5));
-    } finally {
-      pair.close();
-    }
-  });
+    }));
 
-  void it('close ends a pause: what waits is read, nothing is lost', async () => {
-    const pair = await connect(60_000);
-    try {
-      pair.pacer.streaming = true;
-      await writeEach(pair.writer, ['a\n']);
-      await pair.received('a\n');
+  void it('close ends a pause: what waits is read, nothing is lost', () =>
+    withPair(60_000, async (pair) => {
+      await restAfter(pair, 'a\n');
       await writeEach(pair.writer, PIECES);
       pair.pacer.close();
       await pair.received(['a\n', ...PIECES].join(''));
-    } finally {
-      pair.close();
-    }
-  });
+    }));
 
   void it('a stream that is not a socket is read as it comes', async () => {
     const { PassThrough } = await import('node:stream');

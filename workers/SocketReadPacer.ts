@@ -10,8 +10,8 @@
  * is full after ~14 KB (its limit counts each write's overhead), after which the engine, and the
  * program, wait. OutputFlow still gathers the larger pieces for the channel in Node's buffer.
  *
- * What must not wait: a keystroke's echo. `wake()` (input was written) ends a pause at once and stops
- * pacing until output streams again.
+ * What must not wait: a keystroke's echo. `streaming = false` (input was written) ends a pause at once
+ * and stops pacing until output streams again.
  *
  * Node's socket keeps its own `reading` flag: a pause leaves it set (so a `read()` meanwhile does not
  * start reading again), and a pause is not taken, or not ended, while Node itself has stopped reading
@@ -54,15 +54,13 @@ export class SocketReadPacer {
     };
   }
 
-  /** Output streams (true) or waits for input (false): only streaming output is paced. */
+  /**
+   * Output streams (true), or input was written and its echo must be read the moment it comes (false):
+   * only streaming output is paced.
+   */
   set streaming(on: boolean) {
     this.#streaming = on;
     if (!on) this.#resume();
-  }
-
-  /** Input was written: its echo must be read the moment it comes. */
-  wake(): void {
-    this.streaming = false;
   }
 
   /** Ends a pause and pacing; the socket is left to its owner. Idempotent. */
