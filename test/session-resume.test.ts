@@ -98,6 +98,35 @@ async function refusal(options: ResumeOptions): Promise<string> {
   return err.code;
 }
 
+/**
+ * What a resume that showed nothing had to go on: the offset it asked for, what each peer holds, and the
+ * range the agent keeps (asked with an offset it must refuse, which leaves the session as it is).
+ */
+async function resumeReport(r: {
+  old: BrowserPeer;
+  resumed: BrowserPeer;
+  resumeOffset: number;
+  device: string;
+  token: string;
+}): Promise<string> {
+  const tail = (peer: BrowserPeer) => JSON.stringify(peer.screen().slice(-160));
+  const kept = await BrowserPeer.resume(stack.cloud, {
+    device: r.device,
+    sessionId: r.resumed.sessionId,
+    resumeToken: r.token,
+    resumeOffset: 2 ** 40,
+  }).then(
+    (probe) => (probe.close(), 'the probe was accepted'),
+    (e: unknown) => String(e),
+  );
+  return [
+    `asked from offset ${r.resumeOffset}; the agent: ${kept}`,
+    `dropped peer: last offset ${r.old.lastOffset}, screen ends ${tail(r.old)}`,
+    `resumed peer: last offset ${r.resumed.lastOffset}, ${r.resumed.outputBytes} bytes, ` +
+      `messages ${r.resumed.messages.map((m) => m.type).join(',')}, screen ends ${tail(r.resumed)}`,
+  ].join('\n');
+}
+
 /** Resume latencies (offer sent → first replayed byte), ms, across the file. */
 const latencies: number[] = [];
 
@@ -259,18 +288,25 @@ describe('session resume', () => {
         // and its last offset are read once it is surely quiet, below.
         const old = peer;
         await sleep(1000);
+        const resumeOffset = peer.lastOffset;
         peer = await BrowserPeer.resume(stack.cloud, {
           device,
           sessionId: peer.sessionId,
           resumeToken: token,
-          resumeOffset: peer.lastOffset,
+          resumeOffset,
           noWait: true,
         });
         const resumed = peer;
-        await resumed.until(
-          () => (old.screen() + resumed.screen()).includes(`away-${i + 1000}`),
-          `away-${i + 1000} before or after the drop`,
-        );
+        const marker = `away-${i + 1000}`;
+        await resumed
+          .until(
+            () => (old.screen() + resumed.screen()).includes(marker),
+            `${marker} before or after the drop`,
+          )
+          .catch(async (err: unknown) => {
+            const report = await resumeReport({ old, resumed, resumeOffset, device, token });
+            throw new Error(`resume ${i + 1} of ${LATENCY_RESUMES}: ${String(err)}\n${report}`);
+          });
         if (resumed.firstOutputAt !== undefined) latencies.push(resumed.firstOutputAt - resumed.offeredAt);
         assert.equal(resumed.offsetGaps, 0);
       }
