@@ -281,8 +281,11 @@ describe('session resume', () => {
       for (let i = 0; i < LATENCY_RESUMES; i++) {
         // Output written while the browser is away, so the resume has something to replay. On a loaded
         // host it may still reach the old peer before the drop: then that resume is not timed.
-        peer.type(`sleep 0.5; echo away-$((${i}+1000))\n`);
-        await peer.waitForScreen('sleep 0.5');
+        // Its echo, this command's own (an earlier one's may be on the screen, replayed), shows the shell
+        // has it: dropped sooner, the keystrokes could die with the connection.
+        const command = `sleep 0.5; echo away-$((${i}+1000))`;
+        peer.type(`${command}\n`);
+        await peer.waitForScreen(command);
         peer.drop();
         // A message already on its way may still be handed to the dropped peer after drop(): its screen
         // and its last offset are read once it is surely quiet, below.
@@ -307,6 +310,8 @@ describe('session resume', () => {
             const report = await resumeReport({ old, resumed, resumeOffset, device, token });
             throw new Error(`resume ${i + 1} of ${LATENCY_RESUMES}: ${String(err)}\n${report}`);
           });
+        // The next command is typed on this peer: its channel must be open.
+        await resumed.until(() => resumed.messages.some((m) => m.type === 'pty_connected'), 'pty_connected');
         if (resumed.firstOutputAt !== undefined) latencies.push(resumed.firstOutputAt - resumed.offeredAt);
         assert.equal(resumed.offsetGaps, 0);
       }
