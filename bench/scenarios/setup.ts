@@ -14,6 +14,7 @@ import {
   type OpenOptions,
 } from '../harness.js';
 import type { TerminalKind } from '../load/protocol.js';
+import { transportFloor, type FloorResult } from '../load/transport-floor.js';
 import {
   percentileRows,
   percentiles,
@@ -105,6 +106,29 @@ function cpuRow(metric: string, tg: Timed, bl: Timed): ResultRow {
   });
 }
 
+/**
+ * The agent's CPU per setup beside what its two parts cost alone: the transport (a bare node-datachannel
+ * answerer, bench/load/transport-floor.ts) and, added to it, the direct exec's create + start + resize.
+ */
+function floorRows(tg: Timed, bl: Timed, floor: FloorResult): ResultRow[] {
+  const agent = cpuPerSetup(tg);
+  const direct = cpuPerSetup(bl);
+  return [
+    row(
+      'CPU per setup, sequential (agent vs transport floor: node-datachannel alone)',
+      'ms',
+      agent,
+      floor.cpuMs,
+    ),
+    row(
+      'CPU per setup, sequential (agent vs transport floor + direct-exec client)',
+      'ms',
+      agent,
+      direct === null ? null : floor.cpuMs + direct,
+    ),
+  ];
+}
+
 export async function runSetup(o: SetupOptions): Promise<BenchReport> {
   const started = startClock();
   const loadProcesses = Math.max(1, Math.ceil(o.sessions / 250));
@@ -149,6 +173,9 @@ export async function runSetup(o: SetupOptions): Promise<BenchReport> {
         o.progress,
       );
 
+      if (o.progress) process.stderr.write('setup: transport floor, sequential\n');
+      const floor = await transportFloor({ kind: 'setup', setups: o.sequential });
+
       const ok = (t: Timed) => t.sessions.filter((s) => s.ok).length;
       const answer = percentiles(ms(tg.sessions, 'answerMs'));
       const ready = percentiles(ms(tg.sessions, 'readyMs'));
@@ -176,6 +203,7 @@ export async function runSetup(o: SetupOptions): Promise<BenchReport> {
         ...seqRows,
         ...connectedRows('sequential offer→connected (ICE + DTLS)', seqConnected),
         cpuRow('CPU per setup, sequential (agent vs direct-exec client)', seqTg, seqBl),
+        ...floorRows(seqTg, seqBl, floor),
         ...setupRows(h),
       ];
       const errors = [
@@ -210,6 +238,7 @@ export async function runSetup(o: SetupOptions): Promise<BenchReport> {
           termgate: timings(tg),
           baseline: { create, ready: execReady, wallMs: bl.wallMs, ok: ok(bl), cpuSeconds: bl.cpuSeconds },
           sequential: { termgate: timings(seqTg), baseline: timings(seqBl) },
+          transportFloor: floor,
           errors,
         },
       );

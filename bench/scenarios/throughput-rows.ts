@@ -1,5 +1,6 @@
 /** The throughput scenario's result rows and the targets they are judged against (issue 12). */
 import { workloadSpec, type BulkWorkload } from '../load/workloads.js';
+import type { FloorResult } from '../load/transport-floor.js';
 import { row, type ResultRow } from '../report.js';
 import type { Encoding } from '../../common/protocol/terminal-messages.js';
 import type { ThroughputOptions } from './throughput.js';
@@ -32,6 +33,8 @@ export interface WorkloadRuns {
   bytes: number;
   termgate: Record<Encoding, Run>;
   baseline: Run;
+  /** What a bare node-datachannel sender cost per MB for the msgpack session's bytes, at its MB/s. */
+  floor?: FloorResult;
 }
 
 export function singleRows(runs: WorkloadRuns[]): ResultRow[] {
@@ -59,6 +62,26 @@ export function singleRows(runs: WorkloadRuns[]): ResultRow[] {
         ),
       ];
     });
+  });
+}
+
+/**
+ * The agent's CPU per MB beside the transport's alone (bench/load/transport-floor.ts): the same bytes at
+ * the same MB/s, in messages of the agent's largest output size.
+ */
+export function floorRows(runs: WorkloadRuns[], messageBytes: number): ResultRow[] {
+  return runs.flatMap(({ workload, bytes, termgate, floor }) => {
+    if (!floor) return [];
+    const { label } = workloadSpec(workload, bytes, '');
+    const sender = `node-datachannel alone, same bytes and MB/s, ${messageBytes / 1024} KiB messages`;
+    return [
+      row(
+        `${label}, msgpack: CPU per MB (agent vs transport floor: ${sender})`,
+        'ms/MB',
+        termgate.msgpack.cpuMsPerMb,
+        floor.cpuMs,
+      ),
+    ];
   });
 }
 

@@ -14,7 +14,9 @@ import { expectedDigest, LINE_WORKLOADS, type BulkWorkload, type OutputDigest } 
 import { row, type BenchReport } from '../report.js';
 import type { Encoding } from '../../common/protocol/terminal-messages.js';
 import { report, setupRows, shownArgs, sleep, startClock, withHarness } from './common.js';
-import { manyRows, singleRows, type Run, type WorkloadRuns } from './throughput-rows.js';
+import { floorRows, manyRows, singleRows, type Run, type WorkloadRuns } from './throughput-rows.js';
+import { transportFloor } from '../load/transport-floor.js';
+import { OUTPUT_CHUNK_BYTES } from '../../src/config/agent-config.js';
 
 export { CPU_TARGET_MS, ENCODINGS, MANY_TARGET, ONE_TARGET } from './throughput-rows.js';
 
@@ -151,6 +153,23 @@ async function singleSessions(h: BenchHarness, o: ThroughputOptions): Promise<Wo
   }
 }
 
+/**
+ * For each line-output workload, the transport floor: a bare node-datachannel sender moving the msgpack
+ * session's bytes at its MB/s, in the agent's largest output message (bench/load/transport-floor.ts).
+ */
+async function measureFloors(runs: WorkloadRuns[], o: ThroughputOptions): Promise<void> {
+  for (const run of runs) {
+    if (run.workload === 'blocks') continue;
+    if (o.progress) process.stderr.write(`throughput: ${run.workload}, transport floor\n`);
+    run.floor = await transportFloor({
+      kind: 'send',
+      bytes: run.bytes,
+      messageBytes: OUTPUT_CHUNK_BYTES,
+      mbPerSecond: run.termgate.msgpack.mbPerSecond,
+    });
+  }
+}
+
 /** `parallel` sessions (or direct execs) print `parallelBytes` of `yes` lines each, all at once. */
 async function manyStreams(h: BenchHarness, kind: TerminalKind, o: ThroughputOptions): Promise<Run> {
   const { sessions } = await h.open(kind, o.parallel, Math.min(o.parallel, 10), undefined, {
@@ -187,6 +206,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> 
     },
     async (h) => {
       const single = await singleSessions(h, o);
+      await measureFloors(single, o);
       await sleep(1000);
       const manyTg = await manyStreams(h, 'termgate', o);
       await sleep(1000);
@@ -197,6 +217,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> 
       const notExact = (runs: Run[]) => count(runs, 'transfers') - count(runs, 'exact');
       const rows = [
         ...singleRows(single),
+        ...floorRows(single, OUTPUT_CHUNK_BYTES),
         ...manyRows(o, manyTg, manyBl),
         row('transfers checked', 'count', count(all, 'transfers'), count(baselines, 'transfers')),
         row(TRANSFER_ERRORS_ROW, 'count', notExact(all), notExact(baselines), {

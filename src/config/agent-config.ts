@@ -56,7 +56,7 @@ export interface AgentConfig {
 /** Send-buffer marks and chunk sizes: not flags, fixed by what the data channel handles well. */
 const HIGH_WATER_MARK = 1024 * 1024;
 const LOW_WATER_MARK = 256 * 1024;
-const OUTPUT_CHUNK_BYTES = 16 * 1024;
+export const OUTPUT_CHUNK_BYTES = 16 * 1024;
 const MAX_PENDING_INPUT_BYTES = 1024 * 1024;
 
 /** One flag's value: given, else the table's default, parsed by the table's parser. */
