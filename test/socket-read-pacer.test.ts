@@ -1,18 +1,29 @@
 /**
  * SocketReadPacer on a real unix socket, as the exec's socket is: while output streams, the writes that
- * come during a pause are taken by one read; an echo (`streaming = false`, input written) and output that does not stream are read
- * the moment they come; closing ends a pause; nothing is lost or reordered. The pauses are long (seconds)
- * so that what the kernel gathered cannot depend on the machine's speed.
+ * come during a pause are taken by one read; an echo (`streaming = false`, input written) and output
+ * that does not stream are read the moment they come; a read that found a backlog is not paused after;
+ * closing ends a pause; nothing is lost or reordered. The pauses are long (seconds) so that what the
+ * kernel gathered cannot depend on the machine's speed.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { SocketReadPacer } from '../workers/SocketReadPacer.js';
+import { DEFAULT_PACE, SocketReadPacer, type PaceOptions } from '../workers/SocketReadPacer.js';
 
 const LONG_PAUSE_MS = 3_000;
+/** The read size the test pacers aim at: a read of 4× this is a backlog, not paused after. */
+const TARGET_BYTES = 1024;
+
+/** A pause of `ms` whatever the rate, so what the kernel gathers cannot depend on the machine's speed. */
+const fixed = (ms: number): PaceOptions => ({
+  minPauseMs: ms,
+  maxPauseMs: ms,
+  targetReadBytes: TARGET_BYTES,
+});
 
 /** A connected pair: `writer` is the engine's end, `reader` the agent's, read in paused mode. */
 interface Pair {
@@ -44,7 +55,7 @@ async function connect(pauseMs: number): Promise<Pair & { pacer: SocketReadPacer
   const reader = net.connect(path.join(dir, 'exec.sock'));
   await new Promise((resolve) => reader.once('connect', resolve));
   const writer = await writerP;
-  const pacer = new SocketReadPacer(reader, pauseMs);
+  const pacer = new SocketReadPacer(reader, fixed(pauseMs));
   // Counts Node's reads: each one is one push into the paused stream.
   const reads: string[] = [];
   const push = reader.push.bind(reader);
@@ -140,10 +151,33 @@ void describe('SocketReadPacer', () => {
       await pair.received(['a\n', ...PIECES].join(''));
     }));
 
-  void it('a stream that is not a socket is read as it comes', async () => {
-    const { PassThrough } = await import('node:stream');
+  void it('a read that found a backlog is not followed by a pause: the backlog drains at once', () =>
+    withPair(60_000, async (pair) => {
+      pair.pacer.streaming = true;
+      const backlog = 'b'.repeat(16 * TARGET_BYTES);
+      await writeEach(pair.writer, [backlog]);
+      await pair.received(backlog);
+      const started = performance.now();
+      await writeEach(pair.writer, ['x']);
+      await pair.received(`${backlog}x`);
+      assert.ok(performance.now() - started < 30_000, 'the next write did not wait for a pause');
+      assert.deepEqual(pair.reads, [backlog, 'x']);
+    }));
+
+  void it('each pause aims at the target read size from the rate the last read showed', () => {
+    const { minPauseMs, maxPauseMs, targetReadBytes: target } = DEFAULT_PACE;
+    const pacer = new SocketReadPacer(new PassThrough());
+    // 2 KiB in 1 ms: the target takes 4× as long at that rate, within the bounds.
+    assert.equal(pacer.pauseFor(target / 4, 1), Math.min(maxPauseMs, 4));
+    assert.equal(pacer.pauseFor(target, 1), minPauseMs, 'fast output: the shortest pause');
+    assert.equal(pacer.pauseFor(10, 1), maxPauseMs, 'slow output: the longest');
+    assert.equal(pacer.pauseFor(100, Infinity), maxPauseMs, 'the first read after a quiet spell');
+    assert.equal(pacer.pauseFor(4 * target, 1), 0, 'a backlog: no pause');
+  });
+
+  void it('a stream that is not a socket is read as it comes', () => {
     const stream = new PassThrough();
-    const pacer = new SocketReadPacer(stream, LONG_PAUSE_MS);
+    const pacer = new SocketReadPacer(stream, fixed(LONG_PAUSE_MS));
     pacer.streaming = true;
     stream.write('one');
     stream.write('two');

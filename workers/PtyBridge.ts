@@ -27,9 +27,6 @@ import {
 } from '../common/process-tags.js';
 import { endTree, locateExec, type ExecProcess } from '../common/process-tree.js';
 
-/** How long the exec's socket rests after each read while output streams (see SocketReadPacer). */
-const SOCKET_READ_PAUSE_MS = 1;
-
 export interface PtyOptions {
   /** The container's name, for messages. */
   container: string;
@@ -91,7 +88,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     this.#openedAtMs = openedAtMs;
     this.#stream = stream;
     this.#options = options;
-    this.#pacer = new SocketReadPacer(stream, SOCKET_READ_PAUSE_MS);
+    this.#pacer = new SocketReadPacer(stream);
     const source: OutputSource = {
       read: () => stream.read() as Buffer | null,
       readableHighWaterMark: stream.readableHighWaterMark,
