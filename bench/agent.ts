@@ -100,6 +100,8 @@ export class AgentUnderTest {
     this.metricsPort = metricsPort;
     this.child = spawn(process.execPath, [...agentNodeArgs(), CLI, 'agent', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // As the launcher (bin/termgate) starts the agent: glibc's malloc limited to two arenas.
+      env: { MALLOC_ARENA_MAX: '2', ...process.env },
     });
     const keep = (d: Buffer) => (this.#log = (this.#log + d.toString()).slice(-LOG_KEEP));
     this.child.stdout!.on('data', keep);

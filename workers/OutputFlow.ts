@@ -28,6 +28,8 @@
  * told when a hold starts (streaming) and when input was written (an echo is due).
  */
 
+import { aimedWait } from './aimed-wait.js';
+
 /** The stream, in paused mode: `read()` returns everything buffered, or null. */
 export interface OutputSource {
   read(): Buffer | null;
@@ -114,11 +116,8 @@ export class OutputFlow {
 
   /** The hold after a piece of `bytes` that came `sinceLastMs` after the one before. */
   holdFor(bytes: number, sinceLastMs: number): number {
-    const { minHoldMs, maxHoldMs, targetReadBytes } = this.#options;
-    // The last piece's rate, in bytes per ms; a first piece or one after a quiet spell shows ~0.
-    const rate = bytes / Math.max(sinceLastMs, minHoldMs);
-    const ms = rate > 0 ? targetReadBytes / rate : maxHoldMs;
-    return Math.min(maxHoldMs, Math.max(minHoldMs, ms));
+    const { minHoldMs: minMs, maxHoldMs: maxMs, targetReadBytes: targetBytes } = this.#options;
+    return aimedWait(bytes, sinceLastMs, { minMs, maxMs, targetBytes });
   }
 
   /** Stops reading and the hold timer; the stream is left to its owner. */

@@ -15,7 +15,9 @@
  *
  * Measured with a bare dockerode reader on this 2-core host, three rounds: a fixed 1 ms pause read `seq`
  * in 1.6–2.2 KiB pieces at 31–45 ms of CPU per MB, 3 ms in 4.6–5.5 KiB at 17–31 ms, at the same MB/s;
- * `yes` lines 3.6–4.5 KiB at 15–23 ms against 12–13 KiB at 9–10 ms.
+ * `yes` lines 3.6–4.5 KiB at 15–23 ms against 12–13 KiB at 9–10 ms. These bounds (an 8 KiB aim, 1–4 ms),
+ * two rounds against the fixed 1 ms: `seq` in 5.8–6.4 KiB reads at 20 ms per MB (32–58), `yes` lines in
+ * 8.4–8.6 KiB at 9.3–9.7 ms (15–16).
  *
  * What must not wait: a keystroke's echo. `streaming = false` (input was written) ends a pause at once
  * and stops pacing until output streams again.
@@ -25,6 +27,7 @@
  * (its buffer is full, or the stream is paused by its owner).
  */
 import type { Duplex } from 'node:stream';
+import { aimedWait } from './aimed-wait.js';
 
 /** The part of a socket's libuv handle the pacer uses. */
 interface ReadHandle {
@@ -48,24 +51,19 @@ export interface PaceOptions {
 
 export const DEFAULT_PACE: PaceOptions = { minPauseMs: 1, maxPauseMs: 4, targetReadBytes: 8 * 1024 };
 
-/** The clock the pacer reads; a test replaces it. */
-export type Clock = () => number;
-
 export class SocketReadPacer {
   readonly #stream: PushingStream;
   readonly #handle: ReadHandle | undefined;
   readonly #options: PaceOptions;
-  readonly #now: Clock;
   #lastReadMs = -Infinity;
   #streaming = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   /** Paces `stream`'s reads if it is a socket with a handle; any other stream is read as it comes. */
-  constructor(stream: Duplex, options: PaceOptions = DEFAULT_PACE, now: Clock = () => performance.now()) {
+  constructor(stream: Duplex, options: PaceOptions = DEFAULT_PACE) {
     this.#stream = stream;
     this.#options = options;
-    this.#now = now;
     this.#handle = readHandle(this.#stream._handle);
     if (!this.#handle || options.maxPauseMs <= 0) return;
     const push = this.#stream.push.bind(stream);
@@ -81,12 +79,9 @@ export class SocketReadPacer {
    * `targetReadBytes` at the rate it showed, none after a backlog.
    */
   pauseFor(bytes: number, sinceLastMs: number): number {
-    const { minPauseMs, maxPauseMs, targetReadBytes } = this.#options;
-    if (bytes >= 4 * targetReadBytes) return 0;
-    // The last read's rate, in bytes per ms; a first read or one after a quiet spell shows ~0.
-    const rate = bytes / Math.max(sinceLastMs, minPauseMs);
-    const ms = rate > 0 ? targetReadBytes / rate : maxPauseMs;
-    return Math.min(maxPauseMs, Math.max(minPauseMs, ms));
+    const { minPauseMs: minMs, maxPauseMs: maxMs, targetReadBytes: targetBytes } = this.#options;
+    if (bytes >= 4 * targetBytes) return 0;
+    return aimedWait(bytes, sinceLastMs, { minMs, maxMs, targetBytes });
   }
 
   /**
@@ -105,7 +100,7 @@ export class SocketReadPacer {
   }
 
   #afterRead(bytes: number): void {
-    const now = this.#now();
+    const now = performance.now();
     const sinceLastMs = now - this.#lastReadMs;
     this.#lastReadMs = now;
     const handle = this.#handle!;
