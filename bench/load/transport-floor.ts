@@ -36,8 +36,13 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const WARM_SETUPS = 3;
 /** The agent's high-water mark on a channel's send buffer: the floor waits at the same point. */
 const HIGH_WATER_BYTES = 1024 * 1024;
+/** How often the measured process tells the bench that its work moves (as a load process does). */
+const PROGRESS_EVERY_MS = 500;
 
-/** Runs one measurement in a process of its own; bounded by progress, as the bench's transfers are. */
+/**
+ * Runs one measurement in a process of its own; bounded by progress, as the bench's transfers are: it
+ * fails only when the process has reported no progress for `stallMs`.
+ */
 export async function transportFloor(request: FloorRequest, stallMs = 60_000): Promise<FloorResult> {
   const child = fork(SCRIPT, ['measured'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ipc = new IpcChannel(child);
@@ -128,6 +133,8 @@ class Answerer {
   #candidates = new CandidateQueue();
   #pc: PeerConnection | undefined;
   #received: (() => void) | undefined;
+  /** Bytes sent and connections opened so far: what the bench hears as progress. */
+  progress = 0;
 
   constructor(peer: IpcChannel) {
     this.#peer = peer;
@@ -183,7 +190,9 @@ class Answerer {
       const early = due - performance.now();
       if (early > 0) await sleep(early);
       while (dc.bufferedAmount() > HIGH_WATER_BYTES) await sleep(1);
-      dc.sendMessageBinary(message.subarray(0, Math.min(messageBytes, bytes - sent)));
+      const piece = message.subarray(0, Math.min(messageBytes, bytes - sent));
+      dc.sendMessageBinary(piece);
+      this.progress += piece.length;
     }
     await received;
     const seconds = (performance.now() - started) / 1000;
@@ -205,6 +214,7 @@ class Answerer {
       const started = performance.now();
       await this.connect();
       cpuMs += cpuSince(cpu0);
+      this.progress++;
       connectingMs += performance.now() - started;
       await this.close();
     }
@@ -224,6 +234,13 @@ function runMeasured(): void {
   bench.handle<FloorRequest, Promise<FloorResult>>('measure', (request) =>
     request.kind === 'send' ? answerer.send(request) : answerer.setup(request),
   );
+  // The bench's request fails only when this goes quiet, however long a slow machine takes in all.
+  let reported = -1;
+  setInterval(() => {
+    if (answerer.progress === reported) return;
+    reported = answerer.progress;
+    bench.notify('progress', { done: reported });
+  }, PROGRESS_EVERY_MS).unref();
   process.once('disconnect', () => {
     child.kill();
     process.exit(0);
