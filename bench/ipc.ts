@@ -75,3 +75,21 @@ export class IpcChannel {
     this.#channel.close({ code: 'TG_ERR_INTERNAL', message: reason });
   }
 }
+
+/** How often a child process tells its parent that its work moves. */
+const PROGRESS_EVERY_MS = 500;
+
+/**
+ * While a long request runs, the parent hears that the work moves: `done()` (bytes, connections: any
+ * count that grows as the work does), whenever it changed. A request bounded by `stallMs` fails only
+ * when this goes quiet (`RequestLimit`).
+ */
+export function reportProgress(ipc: IpcChannel, done: () => number): void {
+  let reported = -1;
+  setInterval(() => {
+    const now = done();
+    if (now === reported) return;
+    reported = now;
+    ipc.notify('progress', { done: now });
+  }, PROGRESS_EVERY_MS).unref();
+}

@@ -9,7 +9,7 @@ import Docker from 'dockerode';
 import nodeDataChannel from 'node-datachannel';
 import type { Encoding } from '../../common/protocol/terminal-messages.js';
 import { DirectExec } from '../baseline.js';
-import { IpcChannel } from '../ipc.js';
+import { IpcChannel, reportProgress } from '../ipc.js';
 import { BenchPeer, SetupLost, type BrowserSetup, type Signaler } from './BenchPeer.js';
 import { nowMs, outputActivity, type Terminal } from './Terminal.js';
 import type {
@@ -36,17 +36,8 @@ const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 const late = (ns: number) => (loop.count === 0 ? 0 : Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS));
 loop.enable();
 
-/**
- * While a long request runs (bulk, keystrokes, soak), the parent hears that the work moves: the bytes
- * received so far, whenever they changed. Its requests fail only when this goes quiet (`RequestLimit`).
- */
-const PROGRESS_EVERY_MS = 500;
-let reportedBytes = -1;
-setInterval(() => {
-  if (outputActivity.bytes === reportedBytes) return;
-  reportedBytes = outputActivity.bytes;
-  ipc.notify('progress', { bytes: reportedBytes });
-}, PROGRESS_EVERY_MS).unref();
+// While a long request runs (bulk, keystrokes, soak), the parent hears the bytes received so far.
+reportProgress(ipc, () => outputActivity.bytes);
 
 const signaler: Signaler = {
   offer: (sessionId, device, sdp) => ipc.request<string>('offer', { sessionId, device, sdp }, 60_000),

@@ -15,7 +15,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import nodeDataChannel from 'node-datachannel';
-import { IpcChannel } from '../ipc.js';
+import { IpcChannel, reportProgress } from '../ipc.js';
 
 type PeerConnection = InstanceType<typeof nodeDataChannel.PeerConnection>;
 type DataChannel = ReturnType<PeerConnection['createDataChannel']>;
@@ -36,8 +36,6 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const WARM_SETUPS = 3;
 /** The agent's high-water mark on a channel's send buffer: the floor waits at the same point. */
 const HIGH_WATER_BYTES = 1024 * 1024;
-/** How often the measured process tells the bench that its work moves (as a load process does). */
-const PROGRESS_EVERY_MS = 500;
 
 /**
  * Runs one measurement in a process of its own; bounded by progress, as the bench's transfers are: it
@@ -235,12 +233,7 @@ function runMeasured(): void {
     request.kind === 'send' ? answerer.send(request) : answerer.setup(request),
   );
   // The bench's request fails only when this goes quiet, however long a slow machine takes in all.
-  let reported = -1;
-  setInterval(() => {
-    if (answerer.progress === reported) return;
-    reported = answerer.progress;
-    bench.notify('progress', { done: reported });
-  }, PROGRESS_EVERY_MS).unref();
+  reportProgress(bench, () => answerer.progress);
   process.once('disconnect', () => {
     child.kill();
     process.exit(0);
