@@ -209,7 +209,7 @@ describe('grafana dashboard', () => {
       panelsOf(dashboard.panels).flatMap((p) => (p.targets ?? []).flatMap((t) => metricNames(t.expr))),
     );
     const families = [...live.types.keys()].filter((n) => n.startsWith('termgate_'));
-    assert.equal(families.length, 30, families.join(' '));
+    assert.equal(families.length, 31, families.join(' '));
     for (const family of families) {
       const series = live.types.get(family) === 'histogram' ? `${family}_bucket` : family;
       assert.ok(used.has(series), `no panel reads ${series}`);

@@ -2,28 +2,30 @@
  * Ctrl-C stops a flood in the real page (issue 13, point 4): headless Chromium, the page served by the
  * cloud stand-in, the real agent and a container, inside a network namespace with only loopback. The
  * page acks output once xterm.js has processed it, so the agent's window covers the page's write queue;
- * each Ctrl-C must stop the output (as xterm.js shows it) within `STOP_BOUND_MS`, and the prompt return.
+ * each Ctrl-C must stop the output (as xterm.js shows it) within `STOP_BOUND_MS` (all but `LATE_ALLOWED`
+ * of them), and the prompt return.
  */
-import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchChromium, type ChromiumSession } from './helpers/chromium.js';
 import { startBrowserStack, type BrowserStack } from './helpers/browser-stack.js';
-import { CTRL_C, interruptFlood, percentile, type FloodTerminal } from './helpers/interrupt.js';
+import { assertStops, CTRL_C, interruptFlood, percentile, type FloodTerminal } from './helpers/interrupt.js';
 import { IN_NETNS, rerunInNetns } from './helpers/netns.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const REPETITIONS = 10;
 const FLOOD_BYTES = 2 * 1024 * 1024;
+const STOP_BOUND_MS = 100;
 /**
- * Not the 100 ms of the node-datachannel test: measured on this 2-core host at load average 9–12, 40
- * Ctrl-Cs took 17 ms to 3.1 s (p50 ~90 ms), and the time is output that still arrives after the page
- * sent the key (up to 1.8 MB), shown as fast as it arrives (xterm.js's queue adds under 30 ms). The key
- * reaches the exec within 1 ms; what follows it is what the engine's pipeline held while the page was
- * the slower end (README, Known issues). A bound above the worst seen, with a margin.
+ * Stops allowed past the bound, and the bound for those. What has to be shown after the key is the ack
+ * window in flight (~280 KB here, 25–45 ms at this page's pace): the agent flushes what the engine
+ * held from before the key (InterruptFlush; without it, 100–270 ms at p99). A Ctrl-C that reaches the
+ * shell late through a loaded engine still lets the flood run on until it lands: seen once in 20
+ * (131 ms), so counted and bounded as in interrupt.test.ts.
  */
-const STOP_BOUND_MS = 5000;
+const LATE_ALLOWED = 2;
+const LATE_BOUND_MS = 1000;
 
 interface PageFigures {
   outputBytes: number;
@@ -75,7 +77,7 @@ if (!IN_NETNS) {
     });
 
     for (const encoding of ['msgpack', 'json'] as const) {
-      void it(`${encoding}: ${REPETITIONS} times \`yes\` + Ctrl-C, each shown stopped within ${STOP_BOUND_MS} ms, the prompt back`, async () => {
+      void it(`${encoding}: ${REPETITIONS} times \`yes\` + Ctrl-C, shown stopped within ${STOP_BOUND_MS} ms, the prompt back`, async () => {
         const page = await browser.context.newPage();
         try {
           const url = new URL(stack.cloud.pageUrl(stack.container));
@@ -99,8 +101,11 @@ if (!IN_NETNS) {
             `# chromium ${encoding}: stop p50 ${percentile(stops, 50).toFixed(1)} ms, ` +
               `p99 ${percentile(stops, 99).toFixed(1)} ms, max ${Math.max(...stops).toFixed(1)} ms`,
           );
-          for (const [rep, ms] of stops.entries())
-            assert.ok(ms <= STOP_BOUND_MS, `rep ${rep} stopped in ${ms.toFixed(1)} ms`);
+          assertStops(stops, {
+            boundMs: STOP_BOUND_MS,
+            lateAllowed: LATE_ALLOWED,
+            lateBoundMs: LATE_BOUND_MS,
+          });
         } finally {
           await page.close();
         }

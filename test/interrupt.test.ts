@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrowserPeer, checkSetupRetries } from './helpers/browser-peer.js';
-import { interruptFlood, percentile, type FloodTerminal } from './helpers/interrupt.js';
+import { assertStops, interruptFlood, peerTerminal, percentile } from './helpers/interrupt.js';
 import { useStack } from './helpers/stack.js';
 
 const REPETITIONS = 20;
@@ -24,20 +24,6 @@ const LATE_ALLOWED = 2;
 const LATE_BOUND_MS = 1000;
 
 const stack = useStack({ name: 'intr', containers: 1, agentArgs: ['--idle-timeout', '600'] });
-
-function peerTerminal(browser: BrowserPeer): FloodTerminal {
-  let inputAt = 0;
-  return {
-    type: (text) => {
-      inputAt = performance.now();
-      browser.type(text);
-    },
-    received: () => browser.outputBytes,
-    lastOutputAt: () => browser.lastOutputAt,
-    lastInputAt: () => inputAt,
-    shows: (text) => browser.tail().includes(text),
-  };
-}
 
 describe('Ctrl-C under a flood', () => {
   for (const encoding of ['msgpack', 'json'] as const) {
@@ -65,13 +51,7 @@ describe('Ctrl-C under a flood', () => {
           `# ${encoding}: stop p50 ${percentile(stops, 50).toFixed(1)} ms, p99 ${percentile(stops, 99).toFixed(1)} ms, ` +
             `max ${Math.max(...stops).toFixed(1)} ms`,
         );
-        const late = stops.filter((ms) => ms > STOP_BOUND_MS);
-        assert.ok(
-          late.length <= LATE_ALLOWED,
-          `${late.length} of ${REPETITIONS} stops past ${STOP_BOUND_MS} ms: ${stops.map((ms) => ms.toFixed(0)).join(', ')}`,
-        );
-        for (const [rep, ms] of stops.entries())
-          assert.ok(ms <= LATE_BOUND_MS, `rep ${rep} stopped in ${ms.toFixed(1)} ms`);
+        assertStops(stops, { boundMs: STOP_BOUND_MS, lateAllowed: LATE_ALLOWED, lateBoundMs: LATE_BOUND_MS });
       } finally {
         browser.close();
       }

@@ -1,11 +1,17 @@
 /**
  * OutputFlow on its own, with a stand-in for a paused stream and mocked timers: a stream's small pieces
  * are held so the next read takes more, a full buffer is taken at once, a keystroke's echo never waits,
- * congestion and holds stack, nothing is read before start or after close, and nothing is lost.
+ * congestion and holds stack, nothing is read before start or after close, and nothing is lost; after a
+ * Ctrl-C under congestion, what came before the TTY's `^C` echo is flushed, and without an echo nothing.
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
-import { OutputFlow, type OutputFlowOptions, type OutputSource } from '../workers/OutputFlow.js';
+import {
+  OutputFlow,
+  type InterruptFlushOptions,
+  type OutputFlowOptions,
+  type OutputSource,
+} from '../workers/OutputFlow.js';
 
 const OPTIONS: OutputFlowOptions = { minHoldMs: 1, maxHoldMs: 10, targetReadBytes: 32 * 1024 };
 const HWM = 16 * 1024;
@@ -25,23 +31,34 @@ class BufferedSource implements OutputSource {
   }
 }
 
+const FLUSH: InterruptFlushOptions = { maxHeldBytes: 64, quietMs: 100, backedUpMs: 250 };
+
 describe('OutputFlow', () => {
   let clock = 0;
   let source: BufferedSource;
   let delivered: string[];
+  let flushed: number[];
   let flow: OutputFlow;
+
+  /** A flow over a fresh source, with the given options (the interrupt flush off unless they say). */
+  const makeFlow = (options: OutputFlowOptions) =>
+    new OutputFlow(
+      source,
+      {
+        deliver: (chunk) => delivered.push(chunk.toString()),
+        flushed: (bytes) => flushed.push(bytes),
+      },
+      options,
+      () => clock,
+    );
 
   beforeEach(() => {
     mock.timers.enable({ apis: ['setTimeout'] });
     clock = 1000;
     source = new BufferedSource();
     delivered = [];
-    flow = new OutputFlow(
-      source,
-      (chunk) => delivered.push(chunk.toString()),
-      OPTIONS,
-      () => clock,
-    );
+    flushed = [];
+    flow = makeFlow(OPTIONS);
   });
   afterEach(() => {
     flow.close();
@@ -144,5 +161,116 @@ describe('OutputFlow', () => {
     advance(OPTIONS.maxHoldMs * 2);
     flow.relieve();
     assert.deepEqual(delivered, ['a']);
+  });
+
+  describe('after a Ctrl-C while output was backed up', () => {
+    beforeEach(() => {
+      flow.close();
+      flow = makeFlow({ ...OPTIONS, interrupt: FLUSH });
+    });
+    /** The flood so far, the channel full, and more of it waiting in the engine. */
+    const backedUpFlood = () => {
+      flow.start();
+      arrive('yes\r\n');
+      flow.congest();
+      arrive('yes\r\nyes\r\nye');
+    };
+    const ctrlC = () => {
+      flow.inputWritten();
+      flow.interrupted();
+    };
+
+    it("drops what came before the TTY's ^C echo, counts it, and goes on from the echo", () => {
+      backedUpFlood();
+      ctrlC();
+      assert.deepEqual(delivered, ['yes\r\n'], 'the flush reads through congestion, and holds what it read');
+      arrive('s\r\nyes^C\r\n/ # ');
+      assert.deepEqual(delivered, ['yes\r\n', '^C\r\n/ # ']);
+      assert.deepEqual(flushed, ['yes\r\nyes\r\nyes\r\nyes'.length]);
+      arrive('later');
+      assert.equal(delivered.length, 2, 'congestion applies again once the flush is done');
+      flow.relieve();
+      assert.deepEqual(delivered.at(-1), 'later');
+    });
+
+    it('finds an echo split between two reads', () => {
+      backedUpFlood();
+      ctrlC();
+      arrive('yes^');
+      arrive('C\r\n');
+      assert.deepEqual(delivered, ['yes\r\n', '^C\r\n']);
+      assert.deepEqual(flushed, ['yes\r\nyes\r\nyeyes'.length], 'the ^ of the echo is not dropped');
+    });
+
+    it('also flushes when the channel was relieved only a moment before the key', () => {
+      backedUpFlood();
+      flow.relieve();
+      advance(FLUSH.backedUpMs - 50);
+      arrive('yes\r\n');
+      ctrlC();
+      arrive('yes^C');
+      assert.deepEqual(delivered.at(-1), '^C');
+      assert.equal(flushed.length, 1);
+    });
+
+    it('flushes nothing when output was not backed up: it is on its way already', () => {
+      flow.start();
+      arrive('yes\r\n');
+      advance(FLUSH.backedUpMs + 1);
+      ctrlC();
+      arrive('yes\r\nyes^C\r\n');
+      assert.deepEqual(delivered, ['yes\r\n', 'yes\r\nyes^C\r\n']);
+      assert.deepEqual(flushed, []);
+    });
+
+    it('without an echo (a raw-mode program), hands on what it read, in order, after a quiet spell', () => {
+      backedUpFlood();
+      ctrlC();
+      arrive('raw output');
+      advance(FLUSH.quietMs - 1);
+      assert.deepEqual(delivered, ['yes\r\n'], 'still looking for the echo');
+      advance(1);
+      assert.deepEqual(delivered, ['yes\r\n', 'yes\r\nyes\r\nye', 'raw output']);
+      assert.deepEqual(flushed, []);
+    });
+
+    it('without an echo, hands on what it read once it holds its maximum', () => {
+      backedUpFlood();
+      ctrlC();
+      const big = 'z'.repeat(FLUSH.maxHeldBytes);
+      arrive(big);
+      assert.deepEqual(delivered, ['yes\r\n', 'yes\r\nyes\r\nye', big]);
+      assert.deepEqual(flushed, []);
+      arrive('after');
+      assert.equal(delivered.length, 3, 'congested again: the flush is over');
+    });
+
+    it('hands on what it read when the stream ends before an echo', () => {
+      backedUpFlood();
+      ctrlC();
+      arrive('last words');
+      flow.ended();
+      assert.deepEqual(delivered, ['yes\r\n', 'yes\r\nyes\r\nye', 'last words']);
+    });
+
+    it('stops with close: nothing more is handed on, no timer left', () => {
+      backedUpFlood();
+      ctrlC();
+      arrive('held');
+      flow.close();
+      advance(FLUSH.quietMs * 2);
+      flow.ended();
+      assert.deepEqual(delivered, ['yes\r\n']);
+    });
+
+    it('a second Ctrl-C during the flush changes nothing', () => {
+      backedUpFlood();
+      ctrlC();
+      arrive('yes');
+      ctrlC();
+      arrive('^C');
+      assert.deepEqual(delivered, ['yes\r\n', '^C']);
+      assert.deepEqual(flushed, ['yes\r\nyes\r\nyeyes'.length]);
+    });
   });
 });

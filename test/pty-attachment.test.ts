@@ -74,6 +74,7 @@ function setup() {
         ? Promise.reject(new TermgateError(ErrorCodes.CONTAINER_NOT_ALLOWED, 'not granted'))
         : Promise.resolve({ container, containerId: `id-${container}` }),
     output: (chunk) => log.push(`output ${chunk.toString()}`),
+    flushed: (bytes) => log.push(`flushed ${bytes}`),
     maxHeldInputBytes: 8,
   });
   attachment.on('tell', (m: OutboundMessage) => log.push(`tell ${JSON.stringify(m)}`));

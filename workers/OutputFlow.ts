@@ -26,9 +26,15 @@
  *
  * Node's own reads of the socket are paced apart while output streams (SocketReadPacer): the source is
  * told when a hold starts (streaming) and when input was written (an echo is due).
+ *
+ * An interrupt key typed while output was backed up (the channel congested now or a moment ago) starts
+ * a flush (InterruptFlush): output is read at once, congested or not, until the TTY's `^C` echo shows
+ * what came before the interrupt, which is dropped; without an echo, what was read goes on in order once
+ * `quietMs` pass with nothing to read or `maxHeldBytes` were read.
  */
 
 import { aimedWait } from './aimed-wait.js';
+import { InterruptFlush } from './InterruptFlush.js';
 
 /** The stream, in paused mode: `read()` returns everything buffered, or null. */
 export interface OutputSource {
@@ -38,17 +44,46 @@ export interface OutputSource {
   pace?(streaming: boolean): void;
 }
 
+/** Where the output goes. */
+export interface OutputSink {
+  deliver(chunk: Buffer): void;
+  /** Output written before an interrupt was dropped (see InterruptFlush). */
+  flushed(bytes: number): void;
+}
+
+export interface InterruptFlushOptions {
+  /** Read this much without the `^C` echo and the flush gives up (nothing dropped). */
+  maxHeldBytes: number;
+  /** Nothing to read this long without the echo, and the flush gives up. */
+  quietMs: number;
+  /** The channel was congested within this long before the key: output was backed up. */
+  backedUpMs: number;
+}
+
 export interface OutputFlowOptions {
   minHoldMs: number;
   maxHoldMs: number;
   /** The piece size a hold aims at. */
   targetReadBytes: number;
+  /** Flush what the engine holds after an interrupt key (`--flush-on-interrupt`); undefined: never. */
+  interrupt?: InterruptFlushOptions;
 }
+
+/**
+ * The engine's pipeline held 0.83–1.18 MB ahead of the echo here (InterruptFlush), so 2 MiB leaves room;
+ * a busy engine can pause for tens of ms while it drains, hence 100 ms of quiet before giving up.
+ */
+export const DEFAULT_INTERRUPT_FLUSH: InterruptFlushOptions = {
+  maxHeldBytes: 2 * 1024 * 1024,
+  quietMs: 100,
+  backedUpMs: 250,
+};
 
 export const DEFAULT_OUTPUT_FLOW: OutputFlowOptions = {
   minHoldMs: 1,
   maxHoldMs: 10,
   targetReadBytes: 32 * 1024,
+  interrupt: DEFAULT_INTERRUPT_FLUSH,
 };
 
 /** The clock the flow reads; a test replaces it. */
@@ -56,7 +91,7 @@ export type Clock = () => number;
 
 export class OutputFlow {
   readonly #source: OutputSource;
-  readonly #deliver: (chunk: Buffer) => void;
+  readonly #sink: OutputSink;
   readonly #options: OutputFlowOptions;
   readonly #now: Clock;
   #started = false;
@@ -67,15 +102,20 @@ export class OutputFlow {
   #echoDue = false;
   /** When the last piece was handed on; -Infinity before the first. */
   #lastReadMs = -Infinity;
+  /** When the channel was last congested; -Infinity before. */
+  #congestedAtMs = -Infinity;
+  /** A flush after an interrupt key is looking for the echo. */
+  #flush: InterruptFlush | undefined;
+  #quiet: NodeJS.Timeout | undefined;
 
   constructor(
     source: OutputSource,
-    deliver: (chunk: Buffer) => void,
+    sink: OutputSink,
     options: OutputFlowOptions = DEFAULT_OUTPUT_FLOW,
     now: Clock = () => performance.now(),
   ) {
     this.#source = source;
-    this.#deliver = deliver;
+    this.#sink = sink;
     this.#options = options;
     this.#now = now;
   }
@@ -99,6 +139,7 @@ export class OutputFlow {
   /** The channel's send buffer drained. */
   relieve(): void {
     this.#congested = false;
+    this.#congestedAtMs = this.#now();
     this.#pump();
   }
 
@@ -109,9 +150,30 @@ export class OutputFlow {
     this.#endHold();
   }
 
-  /** True while output may be read now. */
+  /**
+   * The interrupt key went to the shell: if output was backed up, what the engine holds from before it
+   * is flushed (see InterruptFlush).
+   */
+  interrupted(): void {
+    const flush = this.#options.interrupt;
+    if (!flush || this.#flush || !this.#started || this.#closed) return;
+    if (!this.#congested && this.#now() - this.#congestedAtMs > flush.backedUpMs) return;
+    this.#flush = new InterruptFlush(flush.maxHeldBytes);
+    this.#source.pace?.(false);
+    this.#armQuiet();
+    this.#endHold();
+    this.#pump();
+  }
+
+  /** The stream ended: a flush still looking for the echo hands on what it read. */
+  ended(): void {
+    this.#giveUpFlush();
+  }
+
+  /** True while output may be read now: a flush reads even through congestion and holds. */
   get reading(): boolean {
-    return this.#started && !this.#congested && !this.#hold && !this.#closed;
+    if (!this.#started || this.#closed) return false;
+    return this.#flush !== undefined || (!this.#congested && !this.#hold);
   }
 
   /** The hold after a piece of `bytes` that came `sinceLastMs` after the one before. */
@@ -125,15 +187,58 @@ export class OutputFlow {
     this.#closed = true;
     clearTimeout(this.#hold);
     this.#hold = undefined;
+    clearTimeout(this.#quiet);
+    this.#flush = undefined;
   }
 
   #pump(): void {
     while (this.reading) {
       const chunk = this.#source.read();
       if (chunk === null) return; // 'readable' comes when there is more
-      this.#deliver(chunk);
-      this.#afterRead(chunk.length);
+      if (this.#flush) this.#flushing(this.#flush, chunk);
+      else {
+        this.#sink.deliver(chunk);
+        this.#afterRead(chunk.length);
+      }
     }
+  }
+
+  #flushing(flush: InterruptFlush, chunk: Buffer): void {
+    const step = flush.take(chunk);
+    if (step.kind === 'holding') {
+      this.#armQuiet();
+      return;
+    }
+    this.#endFlush();
+    if (step.kind === 'found') {
+      this.#sink.flushed(step.dropped);
+      this.#sink.deliver(step.rest);
+    } else {
+      for (const held of step.held) this.#sink.deliver(held);
+    }
+  }
+
+  #armQuiet(): void {
+    clearTimeout(this.#quiet);
+    const quietMs = this.#options.interrupt?.quietMs ?? 0;
+    this.#quiet = setTimeout(() => {
+      this.#giveUpFlush();
+      this.#pump();
+    }, quietMs);
+  }
+
+  /** No echo came: what the flush read goes on in order, nothing dropped. */
+  #giveUpFlush(): void {
+    const flush = this.#flush;
+    if (!flush) return;
+    this.#endFlush();
+    for (const held of flush.release()) this.#sink.deliver(held);
+  }
+
+  #endFlush(): void {
+    clearTimeout(this.#quiet);
+    this.#quiet = undefined;
+    this.#flush = undefined;
   }
 
   #afterRead(bytes: number): void {

@@ -46,6 +46,8 @@ export interface PtyAttachmentOptions {
   authorize: (container: string) => Promise<PtyTarget>;
   /** Receives the output of the PTY attached now. */
   output: (chunk: Buffer) => void;
+  /** Output written before a Ctrl-C was dropped (InterruptFlush). */
+  flushed: (bytes: number) => void;
   /** Input bytes held behind a resize before more is refused. */
   maxHeldInputBytes: number;
 }
@@ -215,6 +217,7 @@ export class PtyAttachment extends SafeEmitter<PtyAttachmentEvents> {
     if (this.#size === sizeAtStart) this.#size = size;
     else this.resize(this.#size.cols, this.#size.rows);
     pty.on('data', (chunk) => this.#o.output(chunk));
+    pty.on('flushed', (bytes) => this.#o.flushed(bytes));
     pty.on('exit', (reason) => void this.#onExit(pty, reason));
     if (this.#browserReady) this.#announce(pty);
   }

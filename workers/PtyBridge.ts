@@ -2,7 +2,9 @@
  * A shell in a container behind a `docker exec` PTY: bytes in, bytes out, resize, and an end that really
  * ends the shell. Flow control both ways: `pause()`/`resume()` stop reading output (TCP backpressure then
  * reaches the engine and the PTY), and `write()` refuses input once too much waits for the exec's stdin.
- * Output is read in few, large pieces while it streams, and at once after input (OutputFlow).
+ * Output is read in few, large pieces while it streams, and at once after input (OutputFlow); after a
+ * Ctrl-C, what the engine still holds from before it is flushed as the TTY flushes its own queue
+ * (InterruptFlush).
  *
  * The exec goes to the container's full id (never its name, which may have been given to another
  * container since it was authorized), every engine call has a deadline, and the shell is tagged with its
@@ -14,7 +16,7 @@ import { withDockerTimeout } from '../common/docker-timeout.js';
 import { ErrorCodes, TermgateError, type ErrorData } from '../common/errors.js';
 import type { ShellTags } from '../common/protocol/worker-messages.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
-import { OutputFlow, type OutputSource } from './OutputFlow.js';
+import { DEFAULT_OUTPUT_FLOW, OutputFlow, type OutputSource } from './OutputFlow.js';
 import { SocketReadPacer } from './SocketReadPacer.js';
 import { exitReason, type PtyExitReason } from './container-liveness.js';
 import {
@@ -39,6 +41,8 @@ export interface PtyOptions {
   maxPendingInputBytes: number;
   dockerTimeoutMs: number;
   tags: ShellTags;
+  /** After an interrupt key, drop the output the engine still holds from before it (`--flush-on-interrupt`). */
+  flushOnInterrupt: boolean;
 }
 
 export interface PtyEvents {
@@ -48,6 +52,8 @@ export interface PtyEvents {
    * the engine once the stream ended). `close()` is still owed by the owner.
    */
   exit: [reason: PtyExitReason];
+  /** Output written before an interrupt key was dropped, as the TTY drops its own queue. */
+  flushed: [bytes: number];
 }
 
 /** How a shell's end went; `error` is set when something of it may be left. */
@@ -94,7 +100,14 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
       readableHighWaterMark: stream.readableHighWaterMark,
       pace: (streaming) => (this.#pacer.streaming = streaming),
     };
-    this.#flow = new OutputFlow(source, (chunk) => this.safeEmit('data', chunk));
+    const sink = {
+      deliver: (chunk: Buffer) => this.safeEmit('data', chunk),
+      flushed: (bytes: number) => this.safeEmit('flushed', bytes),
+    };
+    const flowOptions = options.flushOnInterrupt
+      ? DEFAULT_OUTPUT_FLOW
+      : { ...DEFAULT_OUTPUT_FLOW, interrupt: undefined };
+    this.#flow = new OutputFlow(source, sink, flowOptions);
     stream.once('end', () => this.#onExit());
     stream.once('close', () => this.#onExit());
     stream.on('error', () => this.#onExit());
@@ -176,6 +189,7 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
     if (this.#stream.writableLength > this.#options.maxPendingInputBytes) return false;
     this.#stream.write(data);
     this.#flow.inputWritten();
+    if (holdsInterrupt(data)) this.#flow.interrupted();
     return true;
   }
 
@@ -270,12 +284,20 @@ export class PtyBridge extends SafeEmitter<PtyEvents> {
   #onExit(): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#flow.ended();
     if (this.#closing) return;
     const { containerId, dockerTimeoutMs } = this.#options;
     void exitReason(this.#docker, containerId, this.#openedAtMs, dockerTimeoutMs).then((reason) => {
       if (!this.#closing) this.safeEmit('exit', reason);
     });
   }
+}
+
+/** The TTY's default interrupt character (VINTR), Ctrl-C. */
+const INTERRUPT = 0x03;
+
+function holdsInterrupt(data: string | Uint8Array): boolean {
+  return typeof data === 'string' ? data.includes('\x03') : data.includes(INTERRUPT);
 }
 
 function outcomeOf(gone: boolean, failures: string[]): PtyCloseOutcome {

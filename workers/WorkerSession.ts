@@ -83,6 +83,7 @@ export class WorkerSession {
       authorize: (container) =>
         this.#main.request('pty', { container }, { timeoutMs: 2 * settings.dockerTimeoutMs }),
       output: (chunk) => this.#output.forward(chunk),
+      flushed: (bytes) => (this.#stats[StatSlot.outputFlushed]! += bytes),
       maxHeldInputBytes: MAX_INPUT_HELD_FOR_RESIZE_BYTES,
     });
     this.#replay = settings.resumeGraceMs > 0 ? new ReplayBuffer(settings.replayBufferBytes) : undefined;

@@ -25,6 +25,7 @@ export function shellOpener(
       maxPendingInputBytes: settings.maxPendingInputBytes,
       dockerTimeoutMs: settings.dockerTimeoutMs,
       tags: task.shellTags,
+      flushOnInterrupt: settings.flushOnInterrupt,
     });
   return (target, size) => whileStarting(() => open(target, size));
 }

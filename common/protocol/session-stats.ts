@@ -24,9 +24,11 @@ export const StatSlot = {
   pathKind: 11,
   /** SCTP's round trip on that path, in ms, at the last sample. */
   rttMs: 12,
+  /** Output bytes written before a Ctrl-C and dropped, as the TTY drops its own queue (InterruptFlush). */
+  outputFlushed: 13,
 } as const;
 
-const SLOT_COUNT = 13;
+const SLOT_COUNT = 14;
 
 export function createSessionStats(): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOT_COUNT * Float64Array.BYTES_PER_ELEMENT);
@@ -50,6 +52,7 @@ export interface SessionStats {
   ptyErrors: number;
   pathKind: number;
   rttMs: number;
+  outputFlushed: number;
 }
 
 export function readStats(view: Float64Array): SessionStats {
@@ -67,5 +70,6 @@ export function readStats(view: Float64Array): SessionStats {
     ptyErrors: view[StatSlot.ptyErrors] ?? 0,
     pathKind: view[StatSlot.pathKind] ?? 0,
     rttMs: view[StatSlot.rttMs] ?? 0,
+    outputFlushed: view[StatSlot.outputFlushed] ?? 0,
   };
 }

@@ -57,7 +57,6 @@ export interface PoolWorkerData {
   logLevel: string;
 }
 
-/** Settings a worker needs for a session, fixed at agent start. */
 /**
  * An ICE server as libdatachannel takes it: a `stun:` URL (or one in its `turn:user:pass@host` form), or
  * a TURN server with its credentials.
@@ -96,6 +95,8 @@ export interface SessionSettings {
   maxMessagesPerSecond: number;
   /** Unacknowledged output bytes in flight to a browser that acks; past it the PTY is paused. */
   ackWindowBytes: number;
+  /** After a Ctrl-C under a flood, drop what the engine holds from before it (InterruptFlush). */
+  flushOnInterrupt: boolean;
   /** A session whose channel is not open this long after the answer is closed as `peer-failed`. */
   setupTimeoutMs: number;
   /** A session whose send buffer stays past the high-water mark this long is closed as `slow-consumer`. */

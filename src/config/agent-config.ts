@@ -128,6 +128,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       dockerTimeoutMs,
       maxMessagesPerSecond: v('maxMessagesPerSecond'),
       ackWindowBytes: v('ackWindow'),
+      flushOnInterrupt: v('flushOnInterrupt') === 'on',
     },
   };
 }

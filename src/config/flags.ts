@@ -320,6 +320,15 @@ export const AGENT_FLAGS = {
     readme:
       'output in flight, unacknowledged, to a browser that sends `ack`: bounds how long Ctrl-C takes to stop a flood',
   }),
+  flushOnInterrupt: spec({
+    flag: '--flush-on-interrupt <on|off>',
+    env: 'TERMGATE_FLUSH_ON_INTERRUPT',
+    parse: oneOf(['on', 'off'] as const),
+    default: 'on',
+    help: 'after a Ctrl-C under a flood, drop the output the engine still holds from before it, as the TTY drops its own queue (the `^C` echo marks where; without one nothing is dropped)',
+    readme:
+      "after a Ctrl-C typed while output is backed up, drop what the Docker engine still holds from before it, as the terminal's own flush does: up to the TTY's `^C` echo, never without it (README, Ctrl-C)",
+  }),
   metricsListen: spec({
     flag: '--metrics-listen <host:port|off>',
     env: 'TERMGATE_METRICS_LISTEN',

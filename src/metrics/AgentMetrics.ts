@@ -145,6 +145,14 @@ export class AgentMetrics {
         this.#totals.advance(pauses, 'pauses', {}, this.#totals.now().backpressurePauses);
       },
     });
+    const flushed = new Counter({
+      name: 'termgate_output_flushed_bytes_total',
+      help: 'Output bytes written before a Ctrl-C and dropped, as the TTY drops its own queue (--flush-on-interrupt).',
+      registers,
+      collect: () => {
+        this.#totals.advance(flushed, 'flushed', {}, this.#totals.now().outputFlushed);
+      },
+    });
     const errors = new Counter({
       name: 'termgate_errors_total',
       help: 'Errors by kind (offer_refused, signaling_payload, datachannel_protocol, pty) and error code where known.',

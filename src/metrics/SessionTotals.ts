@@ -33,6 +33,7 @@ function zeroTotals(): Totals {
     repliesDropped: 0,
     cleanupFailures: 0,
     ptyErrors: 0,
+    outputFlushed: 0,
     relayedBytes: 0,
   };
 }

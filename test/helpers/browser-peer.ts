@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import nodeDataChannel from 'node-datachannel';
 import { AGENT_CHECKS_FIRST_MS, withoutCandidates } from '../../bench/load/offerer-race.js';
 import { AckPacer } from '../../common/AckPacer.js';
+import { ModelledScreen } from './modelled-screen.js';
 import { TAG_SESSION } from '../../common/process-tags.js';
 import type { AnswerMessage } from '../../common/protocol/signaling.js';
 import {
@@ -43,6 +44,11 @@ export interface OpenOptions {
    * puts the session under the agent's flow-control window.
    */
   ack?: boolean;
+  /**
+   * Output counts as consumed (acked) only once a modelled screen has shown it at this rate, as behind a
+   * page whose terminal is slower than the program (ModelledScreen). Implies `ack`.
+   */
+  showsBytesPerSecond?: number;
   /** Called with every output chunk; with it set, output is not kept (`output()` stays empty). */
   onOutput?: (bytes: Buffer) => void;
   timeoutMs?: number;
@@ -117,6 +123,7 @@ export class BrowserPeer {
   #pendingCandidates: Array<[string, string]> | undefined = [];
   readonly #onOutput: ((bytes: Buffer) => void) | undefined;
   readonly #acks: AckPacer | undefined;
+  readonly #screen: ModelledScreen | undefined;
   #waiters = new Set<() => void>();
   #anyMessage = false;
   #closed = false;
@@ -134,7 +141,13 @@ export class BrowserPeer {
     this.sessionId = sessionId;
     this.encoding = options.encoding ?? 'json';
     this.#onOutput = options.onOutput;
-    if (options.ack) this.#acks = new AckPacer((offset) => this.send({ type: 'ack', offset }));
+    if (options.ack || options.showsBytesPerSecond) {
+      const acks = new AckPacer((offset) => this.send({ type: 'ack', offset }));
+      this.#acks = acks;
+      if (options.showsBytesPerSecond) {
+        this.#screen = new ModelledScreen(options.showsBytesPerSecond, (offset) => acks.consumed(offset));
+      }
+    }
     this.#lastOffset = (options as Partial<ResumeOptions>).resumeOffset ?? 0;
     this.#pc = new nodeDataChannel.PeerConnection(`browser-${sessionId}`, {
       iceServers: [],
@@ -352,9 +365,12 @@ export class BrowserPeer {
     this.#anyMessage = true;
     const message = decodeOutbound(raw);
     if (message.type === 'output') {
-      this.#trackOffset(message);
-      // This reader has consumed a message once it is handed over: there is no queue behind it.
-      if (message.offset !== undefined) this.#acks?.consumed(message.offset);
+      const bytes = this.#trackOffset(message);
+      // Without a modelled screen this reader has consumed a message once it is handed over.
+      if (message.offset !== undefined) {
+        if (this.#screen) this.#screen.received(bytes, message.offset);
+        else this.#acks?.consumed(message.offset);
+      }
     }
     if (message.type === 'output' && this.#onOutput) {
       this.#onOutput(
@@ -376,12 +392,13 @@ export class BrowserPeer {
   }
 
   /** Each output's offset must follow the last one by the bytes it carries (raw bytes; UTF-8 text here). */
-  #trackOffset(message: { data: string | Uint8Array; offset?: number }): void {
+  #trackOffset(message: { data: string | Uint8Array; offset?: number }): number {
     this.#lastOutputAt = performance.now();
     this.#firstOutputAt ??= this.#lastOutputAt;
     const bytes = typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.length;
     if (message.offset !== this.#lastOffset + bytes) this.#offsetGaps++;
     this.#lastOffset = message.offset ?? this.#lastOffset + bytes;
+    return bytes;
   }
 
   /** The `offset` of the last output received: where a resume starts. */
@@ -421,6 +438,11 @@ export class BrowserPeer {
   /** When the last output message arrived (`performance.now()`), to time a transfer to its end. */
   get lastOutputAt(): number {
     return this.#lastOutputAt;
+  }
+
+  /** When the last output is on the modelled screen (`showsBytesPerSecond`), else when it arrived. */
+  get lastShownAt(): number {
+    return this.#screen?.lastShownAt ?? this.#lastOutputAt;
   }
 
   /** All terminal output so far, as bytes. */
@@ -529,6 +551,7 @@ export class BrowserPeer {
     if (this.#closed) return;
     this.#closed = true;
     this.#acks?.close();
+    this.#screen?.close();
     this.#cloud.offIce(this.sessionId);
     try {
       this.#dc.close();

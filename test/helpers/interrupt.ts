@@ -5,6 +5,8 @@
  * for `QUIET_MS`. Then the shell
  * must answer a command, which says the prompt is back. Waits are bounded by progress, not by a total.
  */
+import assert from 'node:assert/strict';
+import type { BrowserPeer } from './browser-peer.js';
 import { untilProgress } from './progress.js';
 
 /** The flood: `yes` under `sh -c`, so it runs at the speed of the path, not of busybox's applet in ash. */
@@ -84,4 +86,38 @@ export async function interruptFlood(
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** A node-datachannel browser as a FloodTerminal: output counts when shown (its modelled screen, if any). */
+export function peerTerminal(browser: BrowserPeer): FloodTerminal {
+  let inputAt = 0;
+  return {
+    type: (text) => {
+      inputAt = performance.now();
+      browser.type(text);
+    },
+    received: () => browser.outputBytes,
+    lastOutputAt: () => browser.lastShownAt,
+    lastInputAt: () => inputAt,
+    shows: (text) => browser.tail().includes(text),
+  };
+}
+
+export interface StopBounds {
+  boundMs: number;
+  /** Stops allowed past `boundMs` (a Ctrl-C that reached the shell late through a loaded engine). */
+  lateAllowed: number;
+  /** No stop may take longer than this. */
+  lateBoundMs: number;
+}
+
+/** Every stop within the bound but at most `lateAllowed`, and those within `lateBoundMs`. */
+export function assertStops(stops: number[], { boundMs, lateAllowed, lateBoundMs }: StopBounds): void {
+  const late = stops.filter((ms) => ms > boundMs);
+  assert.ok(
+    late.length <= lateAllowed,
+    `${late.length} of ${stops.length} stops past ${boundMs} ms: ${stops.map((ms) => ms.toFixed(0)).join(', ')}`,
+  );
+  for (const [rep, ms] of stops.entries())
+    assert.ok(ms <= lateBoundMs, `rep ${rep} stopped in ${ms.toFixed(1)} ms`);
 }
