@@ -9,6 +9,8 @@ import { agentInstance } from '../common/process-tags.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { ErrorCodes, TermgateError } from '../common/errors.js';
 import { ContainerAccess } from './containers/ContainerAccess.js';
+import { IceFrontThread } from './ice-front/IceFrontThread.js';
+import { DEFAULT_FRONT_LIMITS, workerAddressFor, type FrontCounts } from './ice-front/IceUdpFront.js';
 import { ShellJanitor } from './containers/ShellJanitor.js';
 import type { Logger } from '../common/logger.js';
 import { AgentMetrics } from './metrics/AgentMetrics.js';
@@ -39,6 +41,8 @@ export class Agent extends SafeEmitter<AgentEvents> {
   /** Undefined with `--metrics-listen off`. */
   readonly metrics: AgentMetrics | undefined;
   readonly #metricsServer: MetricsServer | undefined;
+  /** `--ice-udp-port`: the one public port, relaying to the workers' ports; started by `start()`. */
+  #iceFront: IceFrontThread | undefined;
   #closed: Promise<DrainReport> | undefined;
 
   constructor(config: AgentConfig, logger: Logger) {
@@ -56,7 +60,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
       sessionsPerWorker: config.sessionsPerWorker,
       logger,
       workerStats,
-      iceUdpPort: config.iceUdpPort,
+      workerIcePort: config.iceUdpPort === undefined ? undefined : config.iceUdpPort + 1,
     });
     this.registry = new SessionRegistry({
       maxSessions: config.maxSessions,
@@ -144,6 +148,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
       );
     }
     await this.janitor.endOrphans();
+    this.#iceFront = await this.#startIceFront();
     this.signaling.start(this.router);
     // A port already taken costs the metrics, not the gateway: log it and keep serving terminals.
     this.#metricsServer
@@ -161,6 +166,28 @@ export class Agent extends SafeEmitter<AgentEvents> {
     );
   }
 
+  /** The ICE UDP front of `--ice-udp-port` (undefined without it), before any session can need it. */
+  async #startIceFront(): Promise<IceFrontThread | undefined> {
+    const port = this.config.iceUdpPort;
+    if (port === undefined) return undefined;
+    const { bindAddress } = this.config.session;
+    return IceFrontThread.start(
+      {
+        ...DEFAULT_FRONT_LIMITS,
+        bindAddress,
+        port,
+        workerAddress: workerAddressFor(bindAddress),
+        workerPorts: Array.from({ length: this.config.workers }, (_, k) => port + 1 + k),
+      },
+      this.logger.child({ module: 'ice-front' }),
+    );
+  }
+
+  /** The ICE UDP front's routes and dropped packets (`--ice-udp-port`), for tests and diagnostics. */
+  iceFrontCounts(): Promise<FrontCounts> | undefined {
+    return this.#iceFront?.counts();
+  }
+
   /** Drains and stops everything; resolves with what the workers' drain found. Idempotent. */
   close(timeoutMs = 15_000): Promise<DrainReport> {
     this.#closed ??= this.#close(timeoutMs);
@@ -174,6 +201,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
     await this.registry.closeAll('shutdown', timeoutMs);
     this.registry.close();
     const drain = await this.pool.close(timeoutMs);
+    await this.#iceFront?.close();
     this.signaling.close();
     await this.#metricsServer?.close();
     this.metrics?.close();

@@ -71,7 +71,10 @@ describe('agent configuration', () => {
     [{ replayBuffer: '100' }, /--replay-buffer/],
     [{ portRange: '60000-50000' }, /--port-range: end/],
     [{ iceUdpPort: '50000', portRange: '50000-50009' }, /--ice-udp-port: give either/],
-    [{ iceUdpPort: '65535', workers: '2' }, /--ice-udp-port: 2 workers need ports 65535-65536/],
+    [
+      { iceUdpPort: '65534', workers: '2' },
+      /--ice-udp-port: the port and 2 workers behind it need ports 65534-65536/,
+    ],
     [{ iceUdpPort: '80' }, /--ice-udp-port: 80 is outside/],
     [{ iceServer: ['http://x'] }, /--ice-server/],
     [{ metricsListen: 'nowhere' }, /--metrics-listen/],

@@ -1,8 +1,9 @@
 /**
- * `--ice-udp-port` (issue 14, point 1): hundreds of sessions, across both workers, on one UDP port per
- * worker. Proven on the agent's own sockets, read from /proc: while 200 sessions are open and echoing, the
- * agent process holds exactly two UDP sockets, on PORT and PORT+1. After a worker dies, its replacement
- * takes the port back and new sessions work on it.
+ * `--ice-udp-port` (issue 14, point 1): hundreds of sessions, across both workers, on one UDP port. While
+ * 200 sessions are open and echoing, every candidate the agent sent names PORT, every browser's selected
+ * pair ends there, and the agent's sockets (read from /proc) are PORT, the workers' PORT+1 and PORT+2
+ * behind it, and the front's routes on ephemeral ports. After a worker dies, its replacement takes its
+ * port back and new sessions work through the same PORT.
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
@@ -35,13 +36,25 @@ onTeardown(async () => {
   await removeContainers(containers ?? []);
 });
 
-/** A port P with P and P+1 both free on loopback right now. */
-async function freePortPair(): Promise<number> {
+/** A port P with P, P+1 and P+2 free on loopback right now (the front and two workers). */
+async function freePortRun(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = 40_000 + Math.floor(Math.random() * 20_000);
-    if ((await udpFree(port)) && (await udpFree(port + 1))) return port;
+    if ((await udpFree(port)) && (await udpFree(port + 1)) && (await udpFree(port + 2))) return port;
   }
-  throw new Error('no free UDP port pair found on 127.0.0.1');
+  throw new Error('no free run of three UDP ports found on 127.0.0.1');
+}
+
+/** The agent's sockets within PORT..PORT+2: the front's and the workers'. */
+const fixedPorts = async (pid: number, port: number) =>
+  (await udpPortsOf(pid)).filter((p) => p >= port && p <= port + 2);
+
+/** Every session went through PORT: the agent's candidates name it, and each selected pair ends there. */
+function assertAllOnPort(browsers: BrowserPeer[], port: number): void {
+  const ports = new Set(browsers.flatMap((b) => b.agentCandidates.map((c) => c.split(' ')[5])));
+  assert.deepEqual([...ports], [String(port)], "the ports in the agent's candidates");
+  const ends = new Set(browsers.map((b) => b.agentEndpoint));
+  assert.deepEqual([...ends], [`127.0.0.1:${port}`], "the agent's end of every selected pair");
 }
 
 function udpFree(port: number): Promise<boolean> {
@@ -95,9 +108,9 @@ async function openSessions(count: number): Promise<BrowserPeer[]> {
   return browsers;
 }
 
-describe('one UDP port per worker', () => {
-  it(`holds ${SESSIONS} sessions on two workers with two UDP sockets, PORT and PORT+1`, async () => {
-    const port = await freePortPair();
+describe('one UDP port for every session', () => {
+  it(`holds ${SESSIONS} sessions of two workers on one UDP port`, async () => {
+    const port = await freePortRun();
     agent = AgentProcess.start(
       cloud.url,
       [
@@ -128,29 +141,55 @@ describe('one UDP port per worker', () => {
         progress: echoed,
         done: () => echoed() === SESSIONS,
       });
-      // Without the mux each peer connection has a socket of its own: 200 here.
-      assert.deepEqual(await udpPortsOf(pid), [port, port + 1], 'the agent holds only PORT and PORT+1');
+      assertAllOnPort(browsers, port);
+      assert.deepEqual(
+        await fixedPorts(pid, port),
+        [port, port + 1, port + 2],
+        'the front and the two workers',
+      );
 
       // A worker dies: its sessions end, and its replacement listens on the port it left.
       const reply = await agent.request({ type: 'crash-worker' });
       assert.equal(reply.type, 'worker-crashed', JSON.stringify(reply));
       // The pool sends new sessions to the replacement once it runs; open some until it holds one.
       let ports: number[] = [];
-      for (let batch = 0; batch < 10 && ports.length < 2; batch++) {
-        const fresh = await openSessions(10);
-        browsers.push(...fresh);
-        for (const [i, b] of fresh.entries()) await echo(b, `fresh${batch}x${i}`);
-        ports = await udpPortsOf(pid);
+      const fresh: BrowserPeer[] = [];
+      for (let batch = 0; batch < 10 && ports.length < 3; batch++) {
+        const batchOf = await openSessions(10);
+        browsers.push(...batchOf);
+        fresh.push(...batchOf);
+        for (const [i, b] of batchOf.entries()) await echo(b, `fresh${batch}x${i}`);
+        ports = await fixedPorts(pid, port);
       }
       assert.deepEqual(
         ports,
-        [port, port + 1],
+        [port, port + 1, port + 2],
         `after the crash, the replacement worker took the freed port again: ${agent.log.slice(-3000)}`,
       );
+      assertAllOnPort(fresh, port);
       assert.ok(!agent.exited, 'the agent survived the worker crash');
     } finally {
       for (const b of browsers) b.close();
     }
     await untilNoShells(containers);
+  });
+
+  it('refuses to start when the port is taken, naming it', async () => {
+    const port = await freePortRun();
+    const holder = createSocket('udp4');
+    await new Promise<void>((resolve) => holder.bind(port, '127.0.0.1', resolve));
+    try {
+      const refused = AgentProcess.start(cloud.url, [
+        '--containers',
+        `${prefix}-*`,
+        '--ice-udp-port',
+        String(port),
+      ]);
+      assert.equal(await refused.waitForExit(30_000), 2, 'exit status 2: it cannot run');
+      assert.match(refused.log, /TG_ERR_ICE_PORT_UNAVAILABLE/);
+      assert.match(refused.log, new RegExp(`cannot listen on UDP 127\\.0\\.0\\.1:${port} \\(EADDRINUSE`));
+    } finally {
+      holder.close();
+    }
   });
 });

@@ -34,6 +34,7 @@ async function connect(offerRole: 'actpass' | 'active' | 'passive', answerDelayM
     portRangeBegin: undefined,
     portRangeEnd: undefined,
     iceUdpMux: false,
+    front: undefined,
     maxMessageSize: 65536,
   });
   peers.push(browser, agent);

@@ -16,6 +16,7 @@ import {
   type SessionMessage,
 } from '../common/protocol/terminal-messages.js';
 import type { IceCandidate, SessionSettings } from '../common/protocol/worker-messages.js';
+import type { FrontPorts } from './front-candidates.js';
 import { MediaSections } from './media-sections.js';
 import type { Addon, DataChannel } from './native-addon.js';
 import { PathWatch } from './PathWatch.js';
@@ -37,6 +38,14 @@ const MAX_HELD_FOR_CHANNEL = 4;
  * without a close (tab killed, network cut) must not hold a root shell until the idle timeout.
  */
 const DISCONNECTED_GRACE_MS = 10_000;
+
+/** Behind the ICE UDP front, unless every path goes through the agent's TURN relay (front-candidates.ts). */
+function frontPorts(settings: SessionSettings): FrontPorts | undefined {
+  const { iceFrontPort, portRangeBegin, iceTransportPolicy } = settings;
+  if (iceFrontPort === undefined || portRangeBegin === undefined || iceTransportPolicy === 'relay')
+    return undefined;
+  return { front: iceFrontPort, worker: portRangeBegin };
+}
 
 export type LinkEnd = 'browser-closed' | 'peer-failed';
 
@@ -91,6 +100,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
       portRangeBegin: settings.portRangeBegin,
       portRangeEnd: settings.portRangeEnd,
       iceUdpMux: settings.iceUdpMux,
+      front: frontPorts(settings),
       // Advertise more than we accept, so an oversize message reaches us and gets a clear error back
       // instead of failing inside the browser's send().
       maxMessageSize: Math.min(settings.maxMessageBytes * 4, 16 * 1024 * 1024),

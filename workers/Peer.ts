@@ -6,6 +6,7 @@
  */
 import { ErrorCodes, TermgateError } from '../common/errors.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
+import { answerThroughFront, offerThroughFront, throughFront, type FrontPorts } from './front-candidates.js';
 import { isMdnsCandidate, withoutMdnsCandidates } from './mdns-candidates.js';
 import type { PeerIceServer } from '../common/protocol/worker-messages.js';
 import { pathOf, RelayAddresses, type SelectedPath } from './selected-path.js';
@@ -22,6 +23,8 @@ export interface PeerOptions {
   portRangeEnd: number | undefined;
   /** libjuice's UDP mux: every peer of this addon copy on the one port of the range. */
   iceUdpMux: boolean;
+  /** Behind the ICE UDP front (`--ice-udp-port`): candidates go through it (front-candidates.ts). */
+  front: FrontPorts | undefined;
   /** Largest message the remote may send; advertised in the answer. */
   maxMessageSize: number;
 }
@@ -42,9 +45,11 @@ export class Peer extends SafeEmitter<PeerEvents> {
   #closed = false;
   /** Relay candidates of both sides, to tell a relayed pair whatever type ICE gave its ends. */
   readonly #relays = new RelayAddresses();
+  readonly #front: FrontPorts | undefined;
 
   constructor(addon: Addon, options: PeerOptions) {
     super();
+    this.#front = options.front;
     this.#pc = new addon.PeerConnection(options.name, {
       iceServers: options.iceServers,
       iceTransportPolicy: options.iceTransportPolicy,
@@ -56,7 +61,10 @@ export class Peer extends SafeEmitter<PeerEvents> {
     });
     this.#pc.onLocalCandidate((candidate, mid) => {
       this.#relays.note(candidate);
-      this.safeEmit('local-candidate', browserCandidate(candidate), mid);
+      const seen = this.#front
+        ? throughFront(browserCandidate(candidate), this.#front)
+        : browserCandidate(candidate);
+      if (seen !== undefined) this.safeEmit('local-candidate', seen, mid);
     });
     this.#pc.onStateChange((state) => this.#onState(state as PeerState));
     this.#pc.onDataChannel((channel) => this.safeEmit('data-channel', channel));
@@ -65,11 +73,13 @@ export class Peer extends SafeEmitter<PeerEvents> {
   /**
    * Applies the browser's offer and returns the answer SDP (available synchronously in libdatachannel).
    * The agent answers as the DTLS server (`a=setup:passive`); see `asDtlsServer`. The offer's mDNS
-   * candidates are dropped (workers/mdns-candidates.ts).
+   * candidates are dropped (workers/mdns-candidates.ts), and behind the front all of them
+   * (workers/front-candidates.ts).
    */
   answer(offerSdp: string): string {
+    const offer = this.#front ? offerThroughFront(offerSdp) : withoutMdnsCandidates(offerSdp);
     try {
-      this.#pc.setRemoteDescription(asDtlsServer(withoutMdnsCandidates(offerSdp)), 'offer');
+      this.#pc.setRemoteDescription(asDtlsServer(offer), 'offer');
     } catch (err) {
       throw new TermgateError(ErrorCodes.BAD_SDP, `the offer SDP was refused: ${(err as Error).message}`);
     }
@@ -84,15 +94,17 @@ export class Peer extends SafeEmitter<PeerEvents> {
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;
     for (const [candidate, mid] of pending) this.addRemoteCandidate(candidate, mid);
-    return local.sdp;
+    return this.#front ? answerThroughFront(local.sdp, this.#front) : local.sdp;
   }
 
   /**
    * Adds a browser candidate; held until the offer is applied. A bad candidate is ignored, not fatal,
-   * and so is an mDNS one, which nothing here could resolve (workers/mdns-candidates.ts).
+   * and so is an mDNS one, which nothing here could resolve (workers/mdns-candidates.ts), and any behind
+   * the front (workers/front-candidates.ts).
    */
   addRemoteCandidate(candidate: string, mid: string): boolean {
     if (this.#closed || candidate === '' || isMdnsCandidate(candidate)) return false;
+    if (this.#front) return false;
     if (this.#pendingCandidates) {
       this.#pendingCandidates.push([candidate, mid]);
       return true;

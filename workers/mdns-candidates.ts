@@ -20,7 +20,10 @@ export function isMdnsCandidate(candidate: string): boolean {
 
 /** The SDP without its mDNS candidate lines (an offer made after gathering carries its candidates). */
 export function withoutMdnsCandidates(sdp: string): string {
-  return sdp.replace(/^a=candidate:[^\r\n]*(\r?\n|$)/gm, (line) =>
-    isMdnsCandidate(line.trimEnd()) ? '' : line,
-  );
+  return withoutCandidates(sdp, isMdnsCandidate);
+}
+
+/** The SDP without the candidate lines `drop` picks (given each line without its line end). */
+export function withoutCandidates(sdp: string, drop: (line: string) => boolean): string {
+  return sdp.replace(/^a=candidate:[^\r\n]*(\r?\n|$)/gm, (line) => (drop(line.trimEnd()) ? '' : line));
 }

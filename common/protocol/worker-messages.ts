@@ -81,6 +81,11 @@ export interface SessionSettings {
   portRangeEnd: number | undefined;
   /** Every peer of a worker shares one UDP port (`--ice-udp-port`); the worker sets the port range to it. */
   iceUdpMux: boolean;
+  /**
+   * `--ice-udp-port`: the public port of the ICE UDP front, which relays every session to its worker's
+   * port; candidates name it instead of the worker's (workers/front-candidates.ts).
+   */
+  iceFrontPort: number | undefined;
   shell: string[];
   dockerSocket: string;
   maxMessageBytes: number;

@@ -36,7 +36,10 @@ export interface AgentConfig {
   containerLabel: ContainerLabel | undefined;
   workers: number;
   sessionsPerWorker: number;
-  /** `--ice-udp-port`: worker k's peers all share UDP port iceUdpPort + k (common/protocol/ice-port-slots.ts). */
+  /**
+   * `--ice-udp-port`: every session's one public UDP port (src/ice-front/IceUdpFront.ts); worker k's peers
+   * listen behind it on iceUdpPort + 1 + k (common/protocol/ice-port-slots.ts).
+   */
   iceUdpPort: number | undefined;
   maxSessions: number;
   maxSessionsPerContainer: number;
@@ -114,6 +117,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       portRangeBegin: range?.[0],
       portRangeEnd: range?.[1],
       iceUdpMux: iceUdpPort !== undefined,
+      iceFrontPort: iceUdpPort,
       shell: v('shell'),
       dockerSocket: v('dockerSocket'),
       maxMessageBytes: v('maxMessageBytes'),
@@ -133,7 +137,10 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
   };
 }
 
-/** `--ice-udp-port`: worker k takes PORT+k, so the whole range must be valid; a port range would contradict it. */
+/**
+ * `--ice-udp-port`: the front takes PORT and worker k PORT+1+k behind it, so the whole range must be
+ * valid; a port range would contradict it.
+ */
 function checkedIceUdpPort(
   port: number | undefined,
   range: [number, number] | undefined,
@@ -143,10 +150,10 @@ function checkedIceUdpPort(
   if (range) {
     throw new ConfigError('--ice-udp-port', 'give either --ice-udp-port or --port-range, not both');
   }
-  if (port + workers - 1 > 65535) {
+  if (port + workers > 65535) {
     throw new ConfigError(
       '--ice-udp-port',
-      `${workers} workers need ports ${port}-${port + workers - 1}, past 65535: choose a lower port`,
+      `the port and ${workers} workers behind it need ports ${port}-${port + workers}, past 65535: choose a lower port`,
     );
   }
   return port;

@@ -283,9 +283,9 @@ export const AGENT_FLAGS = {
     env: 'TERMGATE_ICE_UDP_PORT',
     parse: optionalInteger(1024, 65535),
     defaultText: 'off',
-    help: 'one UDP port per worker for every session (ICE UDP mux): worker k listens on PORT+k',
+    help: 'one UDP port for every session: a front thread listens on PORT and relays to the workers, which listen behind it on PORT+1… (ICE UDP mux)',
     readme:
-      'ICE UDP mux: every session of worker k shares UDP port PORT+k, so one firewall rule opens PORT…PORT+workers-1 (docs/deploy.md)',
+      'one UDP port for every session of every worker, so one firewall rule lets browsers in; the workers listen behind it on PORT+1…PORT+workers, which need not be open (docs/deploy.md)',
   }),
   maxMessageBytes: spec({
     flag: '--max-message-bytes <n>',

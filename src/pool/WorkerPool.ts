@@ -29,8 +29,8 @@ export interface WorkerPoolOptions {
   logLevel?: string;
   /** The per-worker gauges table (common/protocol/worker-stats.ts), handed to every worker; none with metrics off. */
   workerStats?: SharedArrayBuffer | undefined;
-  /** `--ice-udp-port`: the first port; worker k of the pool listens on it + k (ice-port-slots.ts). */
-  iceUdpPort?: number | undefined;
+  /** The first of the workers' internal ICE ports (`--ice-udp-port` + 1): worker k listens on it + k (ice-port-slots.ts). */
+  workerIcePort?: number | undefined;
 }
 
 /** What a drain found: the workers that confirmed it, and the peers they still held. */
@@ -64,7 +64,9 @@ export class WorkerPool {
     this.#workers = options.workers;
     this.#logger = options.logger;
     const icePorts =
-      options.iceUdpPort === undefined ? undefined : createIcePortSlots(options.workers, options.iceUdpPort);
+      options.workerIcePort === undefined
+        ? undefined
+        : createIcePortSlots(options.workers, options.workerIcePort);
     this.#piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.workers,

@@ -440,6 +440,12 @@ export class BrowserPeer {
     return this.#lastOutputAt;
   }
 
+  /** The agent's end of the selected candidate pair, `address:port`, once ICE has chosen one. */
+  get agentEndpoint(): string | undefined {
+    const pair = this.#pc.getSelectedCandidatePair();
+    return pair ? `${pair.remote.address}:${pair.remote.port}` : undefined;
+  }
+
   /** When the last output is on the modelled screen (`showsBytesPerSecond`), else when it arrived. */
   get lastShownAt(): number {
     return this.#screen?.lastShownAt ?? this.#lastOutputAt;

@@ -1,0 +1,202 @@
+/**
+ * One UDP port for every session of every worker (`--ice-udp-port`). Each pool worker loads its own copy
+ * of libdatachannel (NOTES: one shared copy crashes), and each copy's ICE UDP mux needs a port of its own,
+ * so the workers listen on internal ports and this front listens on the one public port, relaying:
+ *
+ * - a browser (remote address R) gets a route the first time it sends a STUN Binding request: a socket
+ *   of its own on the workers' side, from which everything R sends is relayed to the workers. Until one
+ *   of them answers, R's packets go to every worker port: libjuice's mux answers only for an ICE ufrag
+ *   of its own and drops the rest silently (conn_mux.c, lookup_agent), so the worker that answers is the
+ *   session's, and from then on the route's only worker;
+ * - what that worker sends to the route's socket leaves through the public port to R, so the browser
+ *   sees every packet come from the address it checked (ICE needs symmetric responses).
+ *
+ * The worker sees the browser as the route's socket (a peer-reflexive candidate; the worker is given no
+ * direct candidates of the browser: workers/front-candidates.ts), so ICE, DTLS and SCTP all go through
+ * here. Per packet: one receive and one send in this thread, each way.
+ *
+ * Bounded: at most `maxRoutes` routes; a route no worker answered within `unansweredMs`, or with no
+ * packet either way for `idleMs` (ICE consent checks alone come every ~5 s), is closed.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import { isIPv6 } from 'node:net';
+
+export interface IceUdpFrontOptions {
+  /** Where the public port listens; undefined: every address, IPv4 and IPv6. */
+  bindAddress: string | undefined;
+  port: number;
+  /** The workers' internal mux ports, on `workerAddress`. */
+  workerPorts: number[];
+  workerAddress: string;
+  maxRoutes: number;
+  unansweredMs: number;
+  idleMs: number;
+}
+
+export const DEFAULT_FRONT_LIMITS = { maxRoutes: 8192, unansweredMs: 5_000, idleMs: 60_000 };
+
+export interface FrontCounts {
+  routes: number;
+  /** Packets dropped: from an address with no route that did not open one, or over `maxRoutes`. */
+  dropped: number;
+}
+
+const STUN_MAGIC_COOKIE = 0x2112a442;
+const STUN_BINDING_REQUEST = 0x0001;
+const STUN_HEADER_BYTES = 20;
+
+/** A STUN Binding request (RFC 8489 §5): the only packet that may open a route. */
+export function isStunBindingRequest(packet: Buffer): boolean {
+  return (
+    packet.length >= STUN_HEADER_BYTES &&
+    packet.readUInt16BE(0) === STUN_BINDING_REQUEST &&
+    packet.readUInt32BE(4) === STUN_MAGIC_COOKIE
+  );
+}
+
+/** The address the workers' sockets listen on, for a front bound to `bindAddress`. */
+export function workerAddressFor(bindAddress: string | undefined): string {
+  if (bindAddress === undefined || bindAddress === '0.0.0.0') return '127.0.0.1';
+  if (bindAddress === '::') return '::1';
+  return bindAddress;
+}
+
+class Route {
+  readonly socket: Socket;
+  readonly #remote: RemoteInfo;
+  readonly #front: IceUdpFront;
+  /** The worker port that answered; until then R's packets go to all of them. */
+  #worker: number | undefined;
+  readonly openedAt = Date.now();
+  lastPacketAt = Date.now();
+
+  constructor(front: IceUdpFront, remote: RemoteInfo, workerAddress: string) {
+    this.#front = front;
+    this.#remote = remote;
+    this.socket = createSocket(isIPv6(workerAddress) ? 'udp6' : 'udp4');
+    this.socket.on('message', (packet, from) => this.#fromWorker(packet, from));
+    this.socket.on('error', () => this.#front.forget(this));
+  }
+
+  get answered(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  get key(): string {
+    return routeKey(this.#remote);
+  }
+
+  /** From the browser, on to the session's worker (or to all of them until one answered). */
+  toWorker(packet: Buffer, workerPorts: readonly number[], workerAddress: string): void {
+    this.lastPacketAt = Date.now();
+    if (this.#worker !== undefined) this.socket.send(packet, this.#worker, workerAddress);
+    else for (const port of workerPorts) this.socket.send(packet, port, workerAddress);
+  }
+
+  #fromWorker(packet: Buffer, from: RemoteInfo): void {
+    if (!this.#front.isWorker(from)) return;
+    this.#worker ??= from.port;
+    if (from.port !== this.#worker) return;
+    this.lastPacketAt = Date.now();
+    this.#front.toRemote(packet, this.#remote);
+  }
+
+  close(): void {
+    try {
+      this.socket.close();
+    } catch {
+      // Already closed after an error.
+    }
+  }
+}
+
+function routeKey(remote: Pick<RemoteInfo, 'address' | 'port'>): string {
+  return `${remote.address}|${remote.port}`;
+}
+
+export class IceUdpFront {
+  readonly #options: IceUdpFrontOptions;
+  readonly #socket: Socket;
+  readonly #routes = new Map<string, Route>();
+  readonly #workerPorts: Set<number>;
+  readonly #sweep: NodeJS.Timeout;
+  #dropped = 0;
+  #closed = false;
+
+  private constructor(options: IceUdpFrontOptions, socket: Socket) {
+    this.#options = options;
+    this.#socket = socket;
+    this.#workerPorts = new Set(options.workerPorts);
+    socket.on('message', (packet, from) => this.#fromRemote(packet, from));
+    this.#sweep = setInterval(() => this.#closeStale(), Math.min(options.unansweredMs, 5_000));
+    this.#sweep.unref();
+  }
+
+  /** Binds the public port; rejects (EADDRINUSE, EACCES) if it cannot. */
+  static async open(options: IceUdpFrontOptions): Promise<IceUdpFront> {
+    const socket =
+      options.bindAddress === undefined
+        ? createSocket({ type: 'udp6', ipv6Only: false })
+        : createSocket(isIPv6(options.bindAddress) ? 'udp6' : 'udp4');
+    const bound = once(socket, 'listening');
+    socket.bind(options.port, options.bindAddress ?? '::');
+    await bound;
+    return new IceUdpFront(options, socket);
+  }
+
+  /** Where the public port listens (its port, when 0 was asked for). */
+  get address(): { address: string; port: number } {
+    return this.#socket.address();
+  }
+
+  get counts(): FrontCounts {
+    return { routes: this.#routes.size, dropped: this.#dropped };
+  }
+
+  /** True for a packet from one of the workers' ports (nothing else may speak for a browser). */
+  isWorker(from: RemoteInfo): boolean {
+    return this.#workerPorts.has(from.port) && from.address === this.#options.workerAddress;
+  }
+
+  toRemote(packet: Buffer, remote: RemoteInfo): void {
+    if (!this.#closed) this.#socket.send(packet, remote.port, remote.address);
+  }
+
+  forget(route: Route): void {
+    if (this.#routes.get(route.key) === route) this.#routes.delete(route.key);
+    route.close();
+  }
+
+  /** Closes the public port and every route. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    for (const route of this.#routes.values()) route.close();
+    this.#routes.clear();
+    this.#socket.close();
+  }
+
+  #fromRemote(packet: Buffer, from: RemoteInfo): void {
+    let route = this.#routes.get(routeKey(from));
+    if (!route) {
+      if (!isStunBindingRequest(packet) || this.#routes.size >= this.#options.maxRoutes) {
+        this.#dropped++;
+        return;
+      }
+      route = new Route(this, from, this.#options.workerAddress);
+      this.#routes.set(route.key, route);
+    }
+    route.toWorker(packet, this.#options.workerPorts, this.#options.workerAddress);
+  }
+
+  #closeStale(): void {
+    const now = Date.now();
+    const { unansweredMs, idleMs } = this.#options;
+    for (const route of [...this.#routes.values()]) {
+      const unanswered = !route.answered && now - route.openedAt > unansweredMs;
+      if (unanswered || now - route.lastPacketAt > idleMs) this.forget(route);
+    }
+  }
+}

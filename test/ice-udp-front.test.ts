@@ -1,0 +1,120 @@
+/**
+ * The ICE UDP front on its own, with plain UDP sockets on loopback playing browsers and workers: a STUN
+ * Binding request opens a route and reaches every worker; the worker that answers gets the route, and
+ * its packets reach the browser from the public port; other workers are not heard for that browser;
+ * nothing but a Binding request opens a route; routes are bounded; one nobody answered is closed.
+ */
+import assert from 'node:assert/strict';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import { after, describe, it } from 'node:test';
+import { IceUdpFront, isStunBindingRequest, type IceUdpFrontOptions } from '../src/ice-front/IceUdpFront.js';
+
+const open: Array<{ close(): void }> = [];
+after(() => {
+  for (const thing of open) thing.close();
+});
+
+async function udp(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  open.push(socket);
+  return socket;
+}
+
+/** A STUN Binding request header (what opens a route), with a made-up transaction id. */
+function bindingRequest(id: number): Buffer {
+  const packet = Buffer.alloc(20);
+  packet.writeUInt16BE(0x0001, 0);
+  packet.writeUInt32BE(0x2112a442, 4);
+  packet.writeUInt32BE(id, 16);
+  return packet;
+}
+
+/** The next packet `socket` receives, or undefined after `ms`. */
+async function next(socket: Socket, ms = 500): Promise<{ packet: Buffer; from: RemoteInfo } | undefined> {
+  const signal = AbortSignal.timeout(ms);
+  try {
+    const [packet, from] = (await once(socket, 'message', { signal })) as [Buffer, RemoteInfo];
+    return { packet, from };
+  } catch {
+    return undefined;
+  }
+}
+
+async function frontWith(workers: Socket[], limits: Partial<IceUdpFrontOptions> = {}) {
+  const front = await IceUdpFront.open({
+    bindAddress: '127.0.0.1',
+    port: 0,
+    workerPorts: workers.map((w) => w.address().port),
+    workerAddress: '127.0.0.1',
+    maxRoutes: 16,
+    unansweredMs: 5_000,
+    idleMs: 60_000,
+    ...limits,
+  });
+  open.push(front);
+  return front;
+}
+
+describe('ICE UDP front', () => {
+  it('tells a STUN Binding request from anything else', () => {
+    assert.equal(isStunBindingRequest(bindingRequest(1)), true);
+    const response = bindingRequest(1);
+    response.writeUInt16BE(0x0101, 0);
+    assert.equal(isStunBindingRequest(response), false, 'a Binding success response');
+    assert.equal(isStunBindingRequest(Buffer.from([22, 254, 253, 0])), false, 'a DTLS record');
+    assert.equal(isStunBindingRequest(bindingRequest(1).subarray(0, 19)), false, 'a short packet');
+  });
+
+  it('routes a browser to the worker that answers, both ways, through one public port', async () => {
+    const [w1, w2, browser, other] = await Promise.all([udp(), udp(), udp(), udp()]);
+    const front = await frontWith([w1, w2]);
+    const { port } = front.address;
+
+    browser.send(bindingRequest(7), port, '127.0.0.1');
+    const [at1, at2] = await Promise.all([next(w1), next(w2)]);
+    assert.ok(at1 && at2, 'the first request reaches every worker');
+    assert.equal(at1.from.port, at2.from.port, "from the route's one socket");
+
+    // Worker 2 owns the ufrag: it answers, to the route's socket.
+    w2.send(Buffer.from('answer'), at2.from.port, '127.0.0.1');
+    const back = await next(browser);
+    assert.equal(back?.packet.toString(), 'answer');
+    assert.equal(back?.from.port, port, 'the browser hears the public port');
+
+    // From now on the browser's packets go to worker 2 only, DTLS or not.
+    browser.send(Buffer.from('dtls'), port, '127.0.0.1');
+    assert.equal((await next(w2))?.packet.toString(), 'dtls');
+    assert.equal(await next(w1, 200), undefined, 'worker 1 hears nothing more of this browser');
+
+    // Worker 1 cannot speak for the browser once worker 2 has the route; neither can anyone else.
+    w1.send(Buffer.from('not mine'), at1.from.port, '127.0.0.1');
+    other.send(Buffer.from('spoof'), at1.from.port, '127.0.0.1');
+    assert.equal(await next(browser, 200), undefined);
+    assert.deepEqual(front.counts, { routes: 1, dropped: 0 });
+  });
+
+  it('opens no route for anything but a Binding request, and at most maxRoutes', async () => {
+    const [w1, a, b, c] = await Promise.all([udp(), udp(), udp(), udp()]);
+    const front = await frontWith([w1], { maxRoutes: 2 });
+    const { port } = front.address;
+    a.send(Buffer.from('dtls from nowhere'), port, '127.0.0.1');
+    assert.equal(await next(w1, 200), undefined);
+    for (const [i, s] of [a, b, c].entries()) s.send(bindingRequest(i), port, '127.0.0.1');
+    const reached = [await next(w1), await next(w1), await next(w1, 200)].filter(Boolean);
+    assert.equal(reached.length, 2, 'the third browser found no room');
+    assert.deepEqual(front.counts, { routes: 2, dropped: 2 });
+  });
+
+  it('closes a route no worker answered', async () => {
+    const [w1, browser] = await Promise.all([udp(), udp()]);
+    const front = await frontWith([w1], { unansweredMs: 100 });
+    browser.send(bindingRequest(1), front.address.port, '127.0.0.1');
+    assert.ok(await next(w1));
+    assert.equal(front.counts.routes, 1);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    assert.equal(front.counts.routes, 0);
+  });
+});
