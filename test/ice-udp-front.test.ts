@@ -2,7 +2,8 @@
  * The ICE UDP front on its own, with plain UDP sockets on loopback playing browsers and workers: a STUN
  * Binding request opens a route and reaches every worker; the worker that answers gets the route, and
  * its packets reach the browser from the public port; other workers are not heard for that browser;
- * nothing but a Binding request opens a route; routes are bounded; one nobody answered is closed.
+ * nothing but a Binding request opens a route; routes are bounded, and unanswered ones make room for
+ * each other; one nobody answered is closed.
  */
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -50,6 +51,7 @@ async function frontWith(workers: Socket[], limits: Partial<IceUdpFrontOptions> 
     workerPorts: workers.map((w) => w.address().port),
     workerAddress: '127.0.0.1',
     maxRoutes: 16,
+    maxUnanswered: 16,
     unansweredMs: 5_000,
     idleMs: 60_000,
     ...limits,
@@ -106,6 +108,28 @@ describe('ICE UDP front', () => {
     const reached = [await next(w1), await next(w1), await next(w1, 200)].filter(Boolean);
     assert.equal(reached.length, 2, 'the third browser found no room');
     assert.deepEqual(front.counts, { routes: 2, dropped: 2 });
+  });
+
+  it('makes room among unanswered routes: requests nobody answers cannot crowd out a session', async () => {
+    const [w1, a, b, c] = await Promise.all([udp(), udp(), udp(), udp()]);
+    const front = await frontWith([w1], { maxUnanswered: 2 });
+    const { port } = front.address;
+    a.send(bindingRequest(1), port, '127.0.0.1');
+    const atWorker = await next(w1);
+    assert.ok(atWorker);
+    w1.send(Buffer.from('answer a'), atWorker.from.port, '127.0.0.1'); // a serves a session
+    assert.equal((await next(a))?.packet.toString(), 'answer a');
+    for (const [i, s] of [b, c].entries()) {
+      s.send(bindingRequest(10 + i), port, '127.0.0.1');
+      assert.ok(await next(w1));
+    }
+    // A third request nobody answers: the oldest waiting route (b's) goes, a's stays.
+    const d = await udp();
+    d.send(bindingRequest(20), port, '127.0.0.1');
+    assert.ok(await next(w1));
+    assert.deepEqual(front.counts, { routes: 3, dropped: 0 });
+    a.send(Buffer.from('still here'), port, '127.0.0.1');
+    assert.equal((await next(w1))?.packet.toString(), 'still here');
   });
 
   it('closes a route no worker answered', async () => {

@@ -16,7 +16,9 @@
  * here. Per packet: one receive and one send in this thread, each way.
  *
  * Bounded: at most `maxRoutes` routes; a route no worker answered within `unansweredMs`, or with no
- * packet either way for `idleMs` (ICE consent checks alone come every ~5 s), is closed.
+ * packet either way for `idleMs` (ICE consent checks alone come every ~5 s), is closed. Of those, at most
+ * `maxUnanswered` may wait for an answer: past it the oldest waiting one makes room, so requests from
+ * addresses no session knows (a spoofed flood) cannot crowd out the routes of real sessions.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
@@ -30,11 +32,17 @@ export interface IceUdpFrontOptions {
   workerPorts: number[];
   workerAddress: string;
   maxRoutes: number;
+  maxUnanswered: number;
   unansweredMs: number;
   idleMs: number;
 }
 
-export const DEFAULT_FRONT_LIMITS = { maxRoutes: 8192, unansweredMs: 5_000, idleMs: 60_000 };
+export const DEFAULT_FRONT_LIMITS = {
+  maxRoutes: 8192,
+  maxUnanswered: 1024,
+  unansweredMs: 5_000,
+  idleMs: 60_000,
+};
 
 export interface FrontCounts {
   routes: number;
@@ -96,7 +104,10 @@ class Route {
 
   #fromWorker(packet: Buffer, from: RemoteInfo): void {
     if (!this.#front.isWorker(from)) return;
-    this.#worker ??= from.port;
+    if (this.#worker === undefined) {
+      this.#worker = from.port;
+      this.#front.answered(this);
+    }
     if (from.port !== this.#worker) return;
     this.lastPacketAt = Date.now();
     this.#front.toRemote(packet, this.#remote);
@@ -119,6 +130,8 @@ export class IceUdpFront {
   readonly #options: IceUdpFrontOptions;
   readonly #socket: Socket;
   readonly #routes = new Map<string, Route>();
+  /** Routes no worker has answered yet, oldest first. */
+  readonly #unanswered = new Set<Route>();
   readonly #workerPorts: Set<number>;
   readonly #sweep: NodeJS.Timeout;
   #dropped = 0;
@@ -163,8 +176,14 @@ export class IceUdpFront {
     if (!this.#closed) this.#socket.send(packet, remote.port, remote.address);
   }
 
+  /** A worker answered on `route`: it serves a session. */
+  answered(route: Route): void {
+    this.#unanswered.delete(route);
+  }
+
   forget(route: Route): void {
     if (this.#routes.get(route.key) === route) this.#routes.delete(route.key);
+    this.#unanswered.delete(route);
     route.close();
   }
 
@@ -175,20 +194,26 @@ export class IceUdpFront {
     clearInterval(this.#sweep);
     for (const route of this.#routes.values()) route.close();
     this.#routes.clear();
+    this.#unanswered.clear();
     this.#socket.close();
   }
 
   #fromRemote(packet: Buffer, from: RemoteInfo): void {
-    let route = this.#routes.get(routeKey(from));
-    if (!route) {
-      if (!isStunBindingRequest(packet) || this.#routes.size >= this.#options.maxRoutes) {
-        this.#dropped++;
-        return;
-      }
-      route = new Route(this, from, this.#options.workerAddress);
-      this.#routes.set(route.key, route);
-    }
-    route.toWorker(packet, this.#options.workerPorts, this.#options.workerAddress);
+    const route = this.#routes.get(routeKey(from)) ?? this.#open(packet, from);
+    if (route) route.toWorker(packet, this.#options.workerPorts, this.#options.workerAddress);
+    else this.#dropped++;
+  }
+
+  /** A new route for a Binding request from `from`, if there is room (made among unanswered routes). */
+  #open(packet: Buffer, from: RemoteInfo): Route | undefined {
+    if (!isStunBindingRequest(packet)) return undefined;
+    const oldestWaiting = this.#unanswered.values().next().value;
+    if (oldestWaiting && this.#unanswered.size >= this.#options.maxUnanswered) this.forget(oldestWaiting);
+    else if (this.#routes.size >= this.#options.maxRoutes) return undefined;
+    const route = new Route(this, from, this.#options.workerAddress);
+    this.#routes.set(route.key, route);
+    this.#unanswered.add(route);
+    return route;
   }
 
   #closeStale(): void {
