@@ -14,17 +14,18 @@ import { assertStops, CTRL_C, interruptFlood, percentile, type FloodTerminal } f
 import { IN_NETNS, rerunInNetns } from './helpers/netns.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const REPETITIONS = 10;
+const REPETITIONS = 20;
 const FLOOD_BYTES = 2 * 1024 * 1024;
 const STOP_BOUND_MS = 100;
 /**
  * Stops allowed past the bound, and the bound for those. What has to be shown after the key is the ack
- * window in flight (~280 KB here, 25–45 ms at this page's pace): the agent flushes what the engine
- * held from before the key (InterruptFlush; without it, 100–270 ms at p99). A Ctrl-C that reaches the
- * shell late through a loaded engine still lets the flood run on until it lands: seen once in 20
- * (131 ms), so counted and bounded as in interrupt.test.ts.
+ * window in flight (~280 KB here, 25–45 ms at this page's pace on an idle machine): the agent flushes
+ * what the engine held from before the key (InterruptFlush; without it, 100–270 ms at p99). With both
+ * cores busy, Chromium takes that window in at 2–3 MB/s, so 100–190 ms now and then (measured with two
+ * busy loops beside it: 9 of 20 past 100 ms, while the flush found the echo within 40 ms in 19 of 20); one in ten past
+ * the bound in CI. Counted and bounded, as in interrupt.test.ts.
  */
-const LATE_ALLOWED = 2;
+const LATE_ALLOWED = 4;
 const LATE_BOUND_MS = 1000;
 
 interface PageFigures {

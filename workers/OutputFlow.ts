@@ -70,11 +70,13 @@ export interface OutputFlowOptions {
 }
 
 /**
- * The engine's pipeline held 0.83–1.18 MB ahead of the echo here (InterruptFlush), so 2 MiB leaves room;
- * a busy engine can pause for tens of ms while it drains, hence 100 ms of quiet before giving up.
+ * The engine's pipeline held 0.83–1.18 MB ahead of the echo with a bare reader here, and up to 2.04 MB
+ * behind Chromium with both cores busy (a flush that gives up at its maximum drops nothing, so the
+ * flood runs on: seen once in CI at 2 MiB), so 4 MiB; a busy engine can pause for tens of ms while it
+ * drains, hence 100 ms of quiet before giving up.
  */
 export const DEFAULT_INTERRUPT_FLUSH: InterruptFlushOptions = {
-  maxHeldBytes: 2 * 1024 * 1024,
+  maxHeldBytes: 4 * 1024 * 1024,
   quietMs: 100,
   backedUpMs: 250,
 };
