@@ -46,7 +46,7 @@ export const DEFAULT_FRONT_LIMITS = {
 
 export interface FrontCounts {
   routes: number;
-  /** Packets dropped: from an address with no route that did not open one, or over `maxRoutes`. */
+  /** Packets dropped: from an address with no route that did not open one, over `maxRoutes`, or a send that failed. */
   dropped: number;
 }
 
@@ -84,7 +84,8 @@ class Route {
     this.#remote = remote;
     this.socket = createSocket(isIPv6(workerAddress) ? 'udp6' : 'udp4');
     this.socket.on('message', (packet, from) => this.#fromWorker(packet, from));
-    this.socket.on('error', () => this.#front.forget(this));
+    // A send that failed (ENOBUFS, say) loses that datagram, as the network could: SCTP resends.
+    this.socket.on('error', () => this.#front.lost());
   }
 
   get answered(): boolean {
@@ -142,6 +143,7 @@ export class IceUdpFront {
     this.#socket = socket;
     this.#workerPorts = new Set(options.workerPorts);
     socket.on('message', (packet, from) => this.#fromRemote(packet, from));
+    socket.on('error', () => this.lost());
     this.#sweep = setInterval(() => this.#closeStale(), Math.min(options.unansweredMs, 5_000));
     this.#sweep.unref();
   }
@@ -174,6 +176,11 @@ export class IceUdpFront {
 
   toRemote(packet: Buffer, remote: RemoteInfo): void {
     if (!this.#closed) this.#socket.send(packet, remote.port, remote.address);
+  }
+
+  /** A datagram could not be sent on (counted with the dropped ones). */
+  lost(): void {
+    this.#dropped++;
   }
 
   /** A worker answered on `route`: it serves a session. */
