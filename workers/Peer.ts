@@ -61,10 +61,8 @@ export class Peer extends SafeEmitter<PeerEvents> {
     });
     this.#pc.onLocalCandidate((candidate, mid) => {
       this.#relays.note(candidate);
-      const seen = this.#front
-        ? throughFront(browserCandidate(candidate), this.#front)
-        : browserCandidate(candidate);
-      if (seen !== undefined) this.safeEmit('local-candidate', seen, mid);
+      const ours = browserCandidate(candidate);
+      this.safeEmit('local-candidate', this.#front ? throughFront(ours, this.#front) : ours, mid);
     });
     this.#pc.onStateChange((state) => this.#onState(state as PeerState));
     this.#pc.onDataChannel((channel) => this.safeEmit('data-channel', channel));
