@@ -10,7 +10,7 @@ import type { AgentConfig } from './config/agent-config.js';
 import { ErrorCodes, TermgateError } from '../common/errors.js';
 import { ContainerAccess } from './containers/ContainerAccess.js';
 import { IceFrontThread } from './ice-front/IceFrontThread.js';
-import { DEFAULT_FRONT_LIMITS, workerAddressFor, type FrontCounts } from './ice-front/IceUdpFront.js';
+import { DEFAULT_FRONT_LIMITS, workerAddressFor } from './ice-front/IceUdpFront.js';
 import { ShellJanitor } from './containers/ShellJanitor.js';
 import type { Logger } from '../common/logger.js';
 import { AgentMetrics } from './metrics/AgentMetrics.js';
@@ -181,11 +181,6 @@ export class Agent extends SafeEmitter<AgentEvents> {
       },
       this.logger.child({ module: 'ice-front' }),
     );
-  }
-
-  /** The ICE UDP front's routes and dropped packets (`--ice-udp-port`), for tests and diagnostics. */
-  iceFrontCounts(): Promise<FrontCounts> | undefined {
-    return this.#iceFront?.counts();
   }
 
   /** Drains and stops everything; resolves with what the workers' drain found. Idempotent. */

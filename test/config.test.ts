@@ -80,6 +80,7 @@ describe('agent configuration', () => {
     [{ metricsListen: 'nowhere' }, /--metrics-listen/],
     [{ bindAddress: 'my host' }, /--bind-address/],
     [{ maxMessageBytes: '10' }, /--max-message-bytes/],
+    [{ flushOnInterrupt: 'yes' }, /--flush-on-interrupt/],
   ];
   for (const [flags, message] of bad) {
     it(`refuses ${JSON.stringify(flags)}`, () => {

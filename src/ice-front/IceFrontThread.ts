@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { ErrorCodes, TermgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { parseFrontReport, type FrontCommand, type FrontReport } from './front-messages.js';
-import type { FrontCounts, IceUdpFrontOptions } from './IceUdpFront.js';
+import type { IceUdpFrontOptions } from './IceUdpFront.js';
 
 const THREAD = new URL('./front-thread.js', import.meta.url);
 const RESTART_DELAY_MS = 1000;
@@ -58,15 +58,6 @@ export class IceFrontThread {
     return new IceFrontThread(options, logger, worker);
   }
 
-  /** The front's routes and dropped packets now (for tests and diagnostics). */
-  async counts(): Promise<FrontCounts> {
-    const reply = once(this.#worker, 'message');
-    this.#send({ type: 'counts' });
-    const report = parseFrontReport((await reply)[0]);
-    if (report?.type !== 'counts') throw new Error('the ICE UDP front did not report its counts');
-    return { routes: report.routes, dropped: report.dropped };
-  }
-
   /** Closes the port and the thread. Idempotent. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -77,14 +68,10 @@ export class IceFrontThread {
     clearTimeout(this.#restart);
     if (!this.#running) return;
     const exited = once(this.#worker, 'exit');
-    this.#send({ type: 'close' });
+    this.#worker.postMessage({ type: 'close' } satisfies FrontCommand);
     const timer = setTimeout(() => void this.#worker.terminate(), CLOSE_TIMEOUT_MS);
     await exited;
     clearTimeout(timer);
-  }
-
-  #send(command: FrontCommand): void {
-    this.#worker.postMessage(command);
   }
 
   #watch(worker: Worker): void {

@@ -1,17 +1,14 @@
 /** What the main thread and the ICE UDP front's thread tell each other (front-thread.ts). */
 
 /** Main thread → front. */
-export type FrontCommand = { type: 'counts' } | { type: 'close' };
+export type FrontCommand = { type: 'close' };
 
 /** Front → main thread. */
-export type FrontReport =
-  | { type: 'listening' }
-  | { type: 'failed'; code: string; message: string }
-  | { type: 'counts'; routes: number; dropped: number };
+export type FrontReport = { type: 'listening' } | { type: 'failed'; code: string; message: string };
 
 export function parseFrontCommand(raw: unknown): FrontCommand | undefined {
   const type = (raw as { type?: unknown } | null)?.type;
-  return type === 'counts' || type === 'close' ? { type } : undefined;
+  return type === 'close' ? { type } : undefined;
 }
 
 export function parseFrontReport(raw: unknown): FrontReport | undefined {
@@ -19,9 +16,6 @@ export function parseFrontReport(raw: unknown): FrontReport | undefined {
   if (m?.type === 'listening') return { type: 'listening' };
   if (m?.type === 'failed' && typeof m.code === 'string' && typeof m.message === 'string') {
     return { type: 'failed', code: m.code, message: m.message };
-  }
-  if (m?.type === 'counts' && typeof m.routes === 'number' && typeof m.dropped === 'number') {
-    return { type: 'counts', routes: m.routes, dropped: m.dropped };
   }
   return undefined;
 }

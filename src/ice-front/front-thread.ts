@@ -12,12 +12,9 @@ const report = (message: FrontReport) => port.postMessage(message);
 try {
   const front = await IceUdpFront.open(workerData as IceUdpFrontOptions);
   port.on('message', (raw: unknown) => {
-    const command = parseFrontCommand(raw);
-    if (command?.type === 'counts') report({ type: 'counts', ...front.counts });
-    else if (command?.type === 'close') {
-      front.close();
-      port.close();
-    }
+    if (parseFrontCommand(raw)?.type !== 'close') return;
+    front.close();
+    port.close();
   });
   report({ type: 'listening' });
 } catch (err) {
