@@ -4,8 +4,8 @@
  * 20 MB byte-exact; coturn's own log shows the allocations. Long-term credentials, time-limited ones
  * derived from `--turn-secret`, and ICE servers the cloud hands the agent in the offer (`ice_servers`).
  * All over UDP: the agent's ICE library (libjuice) reaches TURN servers over UDP only, and Chromium
- * over TURN/TCP does not get through to it (docs/turn.md, "What does not work"; Firefox does, see
- * test/turn-firefox.test.ts). The path
+ * over TURN/TCP does not get through to it: its checks carry a tie-breaker of 0, which libjuice refuses
+ * (docs/turn.md, "What does not work"; Firefox does, see test/turn-firefox.test.ts). The path
  * metrics and the page's status bar say relayed; a direct session beside them says host, and the file
  * prints setup time and echo round trip of both, side by side. Runs inside a private network namespace
  * with only `lo` (the file re-executes itself under `unshare -n`).
