@@ -6,23 +6,17 @@
  * each other; one nobody answered is closed.
  */
 import assert from 'node:assert/strict';
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { once } from 'node:events';
+import type { Socket } from 'node:dgram';
 import { after, describe, it } from 'node:test';
-import { IceUdpFront, isStunBindingRequest, type IceUdpFrontOptions } from '../src/ice-front/IceUdpFront.js';
+import { isStunBindingRequest } from '../common/stun.js';
+import { IceUdpFront, type IceUdpFrontOptions } from '../src/ice-front/IceUdpFront.js';
+import { closeUdpSockets, nextDatagram as next, udp } from './helpers/udp.js';
 
 const open: Array<{ close(): void }> = [];
 after(() => {
   for (const thing of open) thing.close();
+  closeUdpSockets();
 });
-
-async function udp(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  open.push(socket);
-  return socket;
-}
 
 /** A STUN Binding request header (what opens a route), with a made-up transaction id. */
 function bindingRequest(id: number): Buffer {
@@ -31,17 +25,6 @@ function bindingRequest(id: number): Buffer {
   packet.writeUInt32BE(0x2112a442, 4);
   packet.writeUInt32BE(id, 16);
   return packet;
-}
-
-/** The next packet `socket` receives, or undefined after `ms`. */
-async function next(socket: Socket, ms = 500): Promise<{ packet: Buffer; from: RemoteInfo } | undefined> {
-  const signal = AbortSignal.timeout(ms);
-  try {
-    const [packet, from] = (await once(socket, 'message', { signal })) as [Buffer, RemoteInfo];
-    return { packet, from };
-  } catch {
-    return undefined;
-  }
 }
 
 async function frontWith(workers: Socket[], limits: Partial<IceUdpFrontOptions> = {}) {

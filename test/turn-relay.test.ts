@@ -3,9 +3,10 @@
  * with `--ice-transport-policy relay` open a terminal through coturn, type, follow a resize and move
  * 20 MB byte-exact; coturn's own log shows the allocations. Long-term credentials, time-limited ones
  * derived from `--turn-secret`, and ICE servers the cloud hands the agent in the offer (`ice_servers`).
- * All over UDP: the agent's ICE library (libjuice) reaches TURN servers over UDP only, and Chromium
- * over TURN/TCP does not get through to it: its checks carry a tie-breaker of 0, which libjuice refuses
- * (docs/turn.md, "What does not work"; Firefox does, see test/turn-firefox.test.ts). The path
+ * The agent reaches coturn over UDP (all its ICE library, libjuice, does); Chromium over UDP and over
+ * TCP. Over TCP Chromium's checks carry a tie-breaker of 0, which libjuice alone refuses: the agent's
+ * TURN proxy repairs them (docs/turn.md), and without it (`--turn-proxy off`) Chromium cannot connect,
+ * which the last test checks, so that a libjuice that takes them one day shows here. The path
  * metrics and the page's status bar say relayed; a direct session beside them says host, and the file
  * prints setup time and echo round trip of both, side by side. Runs inside a private network namespace
  * with only `lo` (the file re-executes itself under `unshare -n`).
@@ -24,7 +25,7 @@ import { launchChromium, type ChromiumSession } from './helpers/chromium.js';
 import { Coturn, restCredentials } from './helpers/coturn.js';
 import { scrapeUntil } from './helpers/metrics.js';
 import { IN_NETNS, rerunInNetns } from './helpers/netns.js';
-import { run } from './helpers/terminal-page.js';
+import { run, stateText, until } from './helpers/terminal-page.js';
 import {
   assertPathMetrics,
   assertRelayedBulk,
@@ -96,16 +97,58 @@ if (!IN_NETNS) {
       });
     });
 
-    void it('long-term credentials: both sides relay-only over UDP, type, resize, 20 MB byte-exact', async () => {
+    /** Both sides relay-only, long-term credentials, Chromium reaching coturn over `transport`: the whole session. */
+    async function relayedSession(transport: 'udp' | 'tcp'): Promise<Coturn> {
+      const label = `relay (coturn, ${transport})`;
       const turn = await Coturn.start({ auth: { kind: 'long-term', username: 'tg', password: 'relay-pw' } });
       try {
-        await withStack(relayOnly(turn), async (stack, browser, metrics) => {
+        await withStack(relayOnly(turn, transport), async (stack, browser, metrics) => {
           const page = await openTerminal(stack, browser);
-          await typeResizeAndRecord(page, 'relay (coturn, udp)', /^relayed \(TURN\/udp\) · RTT \d/);
+          const shown = new RegExp(`^relayed \\(TURN/${transport}\\) · RTT \\d`);
+          await typeResizeAndRecord(page, label, shown);
           await scrapeUntil(metrics, (m) => assertPathMetrics(m, 'relay'));
-          await moveBulk(page, 'relay (coturn, udp)');
+          await moveBulk(page, label);
           // The browser's allocation and the agent's, both made with the long-term user.
           await assertRelayedBulk(metrics, turn);
+          await page.close();
+        });
+      } finally {
+        await turn.close();
+      }
+      return turn;
+    }
+
+    void it('long-term credentials: both sides relay-only over UDP, type, resize, 20 MB byte-exact', async () => {
+      const turn = await relayedSession('udp');
+      assert.deepEqual(turn.tcpClients(), [], 'nobody reached coturn over TCP');
+    });
+
+    void it('Chromium reaches coturn over TCP, the agent relay-only over UDP: type, resize, 20 MB byte-exact', async () => {
+      const turn = await relayedSession('tcp');
+      assert.ok(
+        turn.tcpClients().length > 0,
+        `Chromium's TCP connection to coturn: ${turn.log.slice(-2000)}`,
+      );
+    });
+
+    void it('without the TURN proxy (--turn-proxy off), Chromium over TCP is refused: the proxy is what carries it', async () => {
+      const turn = await Coturn.start({ auth: { kind: 'long-term', username: 'tg', password: 'relay-pw' } });
+      try {
+        const options = relayOnly(turn, 'tcp');
+        options.agentArgs = [...(options.agentArgs ?? []), '--turn-proxy', 'off'];
+        await withStack(options, async (stack, browser) => {
+          const page = await browser.context.newPage();
+          await page.goto(stack.cloud.pageUrl(stack.container));
+          const said = await until(
+            'the page to say the peer failed',
+            async () => {
+              const text = await stateText(page);
+              return /failed/.test(text) && text;
+            },
+            30_000,
+          );
+          assert.doesNotMatch(said, /connected/);
+          assert.ok(turn.tcpClients().length > 0, "Chromium's TCP connection to coturn");
           await page.close();
         });
       } finally {

@@ -20,7 +20,7 @@ import type { FrontPorts } from './front-candidates.js';
 import { MediaSections } from './media-sections.js';
 import type { Addon, DataChannel } from './native-addon.js';
 import { PathWatch } from './PathWatch.js';
-import { Peer, type PeerState } from './Peer.js';
+import { Peer, type IceCheckSigner, type PeerState } from './Peer.js';
 import { TerminalChannel, type ChannelStart } from './TerminalChannel.js';
 import type { SelectedPath } from './selected-path.js';
 
@@ -57,6 +57,8 @@ export interface BrowserLinkOptions {
   stats: Float64Array;
   /** A resumed session's: the offset its output goes on from, and the encoding its browser spoke. */
   start?: ChannelStart;
+  /** The worker's TURN proxy, when the session's TURN servers are reached through it. */
+  iceChecks?: IceCheckSigner | undefined;
 }
 
 export interface BrowserLinkEvents {
@@ -104,6 +106,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
       // Advertise more than we accept, so an oversize message reaches us and gets a clear error back
       // instead of failing inside the browser's send().
       maxMessageSize: Math.min(settings.maxMessageBytes * 4, 16 * 1024 * 1024),
+      iceChecks: options.iceChecks,
     });
     this.#peer.on('local-candidate', (candidate, mid) =>
       this.safeEmit('local-candidate', {

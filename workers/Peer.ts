@@ -27,6 +27,13 @@ export interface PeerOptions {
   front: FrontPorts | undefined;
   /** Largest message the remote may send; advertised in the answer. */
   maxMessageSize: number;
+  /** Behind the TURN proxy: it gets the session's local ICE credentials to repair checks with. */
+  iceChecks?: IceCheckSigner | undefined;
+}
+
+/** Re-signs relayed checks for a session (workers/TurnProxy.ts); `admit` returns the undo. */
+export interface IceCheckSigner {
+  admit(ufrag: string, password: string): () => void;
 }
 
 export type PeerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
@@ -46,10 +53,13 @@ export class Peer extends SafeEmitter<PeerEvents> {
   /** Relay candidates of both sides, to tell a relayed pair whatever type ICE gave its ends. */
   readonly #relays = new RelayAddresses();
   readonly #front: FrontPorts | undefined;
+  readonly #iceChecks: IceCheckSigner | undefined;
+  #unadmit: (() => void) | undefined;
 
   constructor(addon: Addon, options: PeerOptions) {
     super();
     this.#front = options.front;
+    this.#iceChecks = options.iceChecks;
     this.#pc = new addon.PeerConnection(options.name, {
       iceServers: options.iceServers,
       iceTransportPolicy: options.iceTransportPolicy,
@@ -89,6 +99,7 @@ export class Peer extends SafeEmitter<PeerEvents> {
       );
     }
     for (const line of offerSdp.match(/^a=candidate:.*$/gm) ?? []) this.#relays.note(line.trimEnd());
+    this.#admitIceCredentials(local.sdp);
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;
     for (const [candidate, mid] of pending) this.addRemoteCandidate(candidate, mid);
@@ -151,6 +162,7 @@ export class Peer extends SafeEmitter<PeerEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unadmit?.();
     try {
       this.#pc.close();
     } catch {
@@ -158,6 +170,13 @@ export class Peer extends SafeEmitter<PeerEvents> {
     }
     this.safeEmit('close');
     this.removeAllListeners();
+  }
+
+  #admitIceCredentials(localSdp: string): void {
+    if (!this.#iceChecks || this.#unadmit) return;
+    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(localSdp)?.[1];
+    const password = /^a=ice-pwd:(\S+)/m.exec(localSdp)?.[1];
+    if (ufrag && password) this.#unadmit = this.#iceChecks.admit(ufrag, password);
   }
 
   #onState(state: PeerState): void {

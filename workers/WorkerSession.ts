@@ -27,6 +27,7 @@ import { dispatchBrowserMessage, type BrowserMessageTargets } from './browser-me
 import { BrowserLink, type LinkEnd } from './BrowserLink.js';
 import { HandlerFaults } from './HandlerFaults.js';
 import type { Addon } from './native-addon.js';
+import type { IceCheckSigner } from './Peer.js';
 import { OutputBackpressure } from './OutputBackpressure.js';
 import type { WorkerLogger } from './pool-line.js';
 import { PtyAttachment } from './PtyAttachment.js';
@@ -43,6 +44,7 @@ const MAX_INPUT_HELD_FOR_RESIZE_BYTES = 64 * 1024;
 export class WorkerSession {
   readonly #task: SessionTask;
   readonly #addon: Addon;
+  readonly #iceChecks: IceCheckSigner | undefined;
   readonly #log: WorkerLogger;
   readonly #stats: Float64Array;
   readonly #main: Channel<SessionToMain, MainToSession>;
@@ -66,10 +68,17 @@ export class WorkerSession {
   #finish!: (result: SessionResult) => void;
   readonly #finished = new Promise<SessionResult>((resolve) => (this.#finish = resolve));
 
-  constructor(task: SessionTask, addon: Addon, docker: Docker, log: WorkerLogger) {
+  constructor(
+    task: SessionTask,
+    addon: Addon,
+    docker: Docker,
+    log: WorkerLogger,
+    iceChecks?: IceCheckSigner,
+  ) {
     const { settings } = task;
     this.#task = task;
     this.#addon = addon;
+    this.#iceChecks = iceChecks;
     this.#log = log.child({ session: task.sessionId });
     this.#stats = statsView(task.stats);
     this.#stats[StatSlot.lastActivityMs] = Date.now();
@@ -266,6 +275,7 @@ export class WorkerSession {
       settings: this.#task.settings,
       stats: this.#stats,
       ...(start && { start }),
+      iceChecks: this.#iceChecks,
     });
     this.#link = link;
     this.#wire(link, onReady);

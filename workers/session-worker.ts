@@ -15,14 +15,22 @@ import type { SessionResult, SessionTask } from '../common/protocol/worker-messa
 import { releaseWorkerIcePort, withWorkerIcePort } from './ice-udp-port.js';
 import { cleanupAddon, getAddon } from './native-addon.js';
 import { poolLine, workerLog } from './pool-line.js';
+import { TurnProxy } from './TurnProxy.js';
 import { WorkerMetrics } from './WorkerMetrics.js';
 import { WorkerSession } from './WorkerSession.js';
+
+/** Longer than a TURN allocation's lifetime (600 s), which libjuice refreshes before it ends. */
+const TURN_PROXY_IDLE_MS = 15 * 60_000;
+/** Far above the sessions a worker holds; bounds what a flood of sources could open. */
+const TURN_PROXY_MAX_UPSTREAMS = 4096;
 
 const live = new Set<WorkerSession>();
 const dockerBySocket = new Map<string, Docker>();
 /** This worker's row of gauges (sessions, event-loop delay); undefined with metrics off. */
 const metrics = WorkerMetrics.fromWorkerData();
 let dying = false;
+/** Created with the first session that reaches its TURN servers through it (`--turn-proxy`). */
+let turnProxy: TurnProxy | undefined;
 
 function dockerFor(socketPath: string): Docker {
   let docker = dockerBySocket.get(socketPath);
@@ -37,12 +45,15 @@ export default async function runSession(task: SessionTask): Promise<SessionResu
   // A dying worker must not create a peer after its addon was cleaned up; the main thread maps the
   // rejection to 'worker-died'.
   if (dying) throw new Error('the worker is ending after a fault');
-  const settings = withWorkerIcePort(task.settings);
+  let settings = withWorkerIcePort(task.settings);
+  const proxy = settings.turnProxy ? turnProxyFor(settings.bindAddress) : undefined;
+  if (proxy) settings = { ...settings, iceServers: await proxy.route(settings.iceServers) };
   const session = new WorkerSession(
     { ...task, settings },
     getAddon(),
     dockerFor(settings.dockerSocket),
     workerLog,
+    proxy,
   );
   live.add(session);
   metrics?.setSessions(live.size);
@@ -54,12 +65,27 @@ export default async function runSession(task: SessionTask): Promise<SessionResu
   }
 }
 
+function turnProxyFor(bindAddress: string | undefined): TurnProxy {
+  turnProxy ??= new TurnProxy({
+    bindAddress,
+    idleMs: TURN_PROXY_IDLE_MS,
+    maxUpstreams: TURN_PROXY_MAX_UPSTREAMS,
+  });
+  return turnProxy;
+}
+
+/** Releases what the worker holds besides its peers, once they are closed. */
+function releaseWorkerResources(): void {
+  cleanupAddon();
+  releaseWorkerIcePort();
+  turnProxy?.close();
+  metrics?.close();
+}
+
 async function drain(): Promise<{ peersClosed: number }> {
   const sessions = [...live];
   await Promise.all(sessions.map((s) => s.close('shutdown')));
-  cleanupAddon();
-  releaseWorkerIcePort();
-  metrics?.close();
+  releaseWorkerResources();
   return { peersClosed: sessions.length };
 }
 
@@ -72,9 +98,7 @@ async function die(err: unknown): Promise<void> {
   const error = { code: ErrorCodes.WORKER_DIED, message: `the session's worker failed: ${message}` };
   try {
     await Promise.all([...live].map((s) => s.close('worker-died', error)));
-    cleanupAddon();
-    releaseWorkerIcePort();
-    metrics?.close();
+    releaseWorkerResources();
   } finally {
     // In a worker thread, process.exit() ends this thread only.
     process.exit(1);

@@ -86,6 +86,8 @@ export interface SessionSettings {
    * port; candidates name it instead of the worker's (workers/front-candidates.ts).
    */
   iceFrontPort: number | undefined;
+  /** TURN servers are reached through the worker's proxy (workers/TurnProxy.ts); relay-only sessions. */
+  turnProxy: boolean;
   shell: string[];
   dockerSocket: string;
   maxMessageBytes: number;

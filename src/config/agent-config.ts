@@ -133,6 +133,7 @@ export function resolveAgentConfig(flags: AgentFlags): AgentConfig {
       maxMessagesPerSecond: v('maxMessagesPerSecond'),
       ackWindowBytes: v('ackWindow'),
       flushOnInterrupt: v('flushOnInterrupt') === 'on',
+      turnProxy: v('turnProxy') === 'on' && v('iceTransportPolicy') === 'relay',
     },
   };
 }

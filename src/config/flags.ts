@@ -239,6 +239,15 @@ export const AGENT_FLAGS = {
     readme:
       '`relay`: browsers are offered TURN relay candidates only, so every session goes through a TURN server; `all`',
   }),
+  turnProxy: spec({
+    flag: '--turn-proxy <on|off>',
+    env: 'TERMGATE_TURN_PROXY',
+    parse: oneOf(['on', 'off'] as const),
+    default: 'on',
+    help: 'relay-only: reach TURN servers through a proxy in each worker that repairs the checks Chromium sends over TURN/TCP (tie-breaker 0, which the ICE library refuses; docs/turn.md)',
+    readme:
+      'with `--ice-transport-policy relay`: reach TURN servers through a proxy in each worker that repairs the checks Chromium sends over TURN/TCP, which the ICE library would refuse ([docs/turn.md](docs/turn.md))',
+  }),
   turnSecretFile: spec({
     flag: '--turn-secret-file <path>',
     env: 'TERMGATE_TURN_SECRET_FILE',

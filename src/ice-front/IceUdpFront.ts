@@ -23,6 +23,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { isIPv6 } from 'node:net';
+import { isStunBindingRequest } from '../../common/stun.js';
 
 export interface IceUdpFrontOptions {
   /** Where the public port listens; undefined: every address, IPv4 and IPv6. */
@@ -48,19 +49,6 @@ export interface FrontCounts {
   routes: number;
   /** Packets dropped: from an address with no route that did not open one, over `maxRoutes`, or a send that failed. */
   dropped: number;
-}
-
-const STUN_MAGIC_COOKIE = 0x2112a442;
-const STUN_BINDING_REQUEST = 0x0001;
-const STUN_HEADER_BYTES = 20;
-
-/** A STUN Binding request (RFC 8489 §5): the only packet that may open a route. */
-export function isStunBindingRequest(packet: Buffer): boolean {
-  return (
-    packet.length >= STUN_HEADER_BYTES &&
-    packet.readUInt16BE(0) === STUN_BINDING_REQUEST &&
-    packet.readUInt32BE(4) === STUN_MAGIC_COOKIE
-  );
 }
 
 /** The address the workers' sockets listen on, for a front bound to `bindAddress`. */
