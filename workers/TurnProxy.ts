@@ -49,7 +49,7 @@ class ServerLeg {
     this.#server = server;
     this.#downstream = downstream;
     downstream.on('message', (packet, from) => this.#towardsServer(packet, from));
-    downstream.on('error', () => this.close());
+    downstream.on('error', () => undefined); // a failed send: UDP, libjuice retransmits
   }
 
   get endpoint(): Endpoint {
