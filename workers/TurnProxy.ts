@@ -25,6 +25,8 @@ export interface TurnProxyOptions {
   idleMs: number;
   /** At most this many sockets towards servers, over all servers. */
   maxUpstreams: number;
+  /** Called at the first check repaired, to say once that the repair is in use. */
+  onFirstRepair?: () => void;
 }
 
 export interface Endpoint {
@@ -167,7 +169,8 @@ export class TurnProxy {
 
   /** @internal */
   repair(packet: Buffer): void {
-    if (repairZeroTiebreaker(packet, (ufrag) => this.#passwords.get(ufrag))) this.repaired++;
+    if (!repairZeroTiebreaker(packet, (ufrag) => this.#passwords.get(ufrag))) return;
+    if (this.repaired++ === 0) this.#options.onFirstRepair?.();
   }
 
   /** @internal */

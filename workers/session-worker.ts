@@ -70,6 +70,11 @@ function turnProxyFor(bindAddress: string | undefined): TurnProxy {
     bindAddress,
     idleMs: TURN_PROXY_IDLE_MS,
     maxUpstreams: TURN_PROXY_MAX_UPSTREAMS,
+    onFirstRepair: () =>
+      workerLog.info(
+        {},
+        'TURN proxy: repairing relayed checks with a tie-breaker of 0 (Chromium over TURN/TCP)',
+      ),
   });
   return turnProxy;
 }
