@@ -16,6 +16,7 @@ import type { Logger } from '../common/logger.js';
 import { AgentMetrics } from './metrics/AgentMetrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { createWorkerStats } from '../common/protocol/worker-stats.js';
+import { createFrontRoutes } from '../common/protocol/front-routes.js';
 import { RateLimiter } from '../common/RateLimiter.js';
 import { IceServers } from './sessions/IceServers.js';
 import { SessionRouter } from './sessions/SessionRouter.js';
@@ -41,6 +42,8 @@ export class Agent extends SafeEmitter<AgentEvents> {
   /** Undefined with `--metrics-listen off`. */
   readonly metrics: AgentMetrics | undefined;
   readonly #metricsServer: MetricsServer | undefined;
+  /** With `--ice-udp-port`: which browser each front route stands for, written by the front, read by workers. */
+  readonly #frontRoutes: SharedArrayBuffer | undefined;
   /** `--ice-udp-port`: the one public port, relaying to the workers' ports; started by `start()`. */
   #iceFront: IceFrontThread | undefined;
   #closed: Promise<DrainReport> | undefined;
@@ -55,12 +58,14 @@ export class Agent extends SafeEmitter<AgentEvents> {
     // Metrics: with `--metrics-listen off` the workers get no stats table and nothing samples anything.
     // Twice the rows of threads, so a worker Piscina replaces always finds a free row (worker-stats.ts).
     const workerStats = config.metricsListen ? createWorkerStats(config.workers * 2) : undefined;
+    this.#frontRoutes = config.iceUdpPort === undefined ? undefined : createFrontRoutes();
     this.pool = new WorkerPool({
       workers: config.workers,
       sessionsPerWorker: config.sessionsPerWorker,
       logger,
       workerStats,
       workerIcePort: config.iceUdpPort === undefined ? undefined : config.iceUdpPort + 1,
+      frontRoutes: this.#frontRoutes,
     });
     this.registry = new SessionRegistry({
       maxSessions: config.maxSessions,
@@ -178,6 +183,7 @@ export class Agent extends SafeEmitter<AgentEvents> {
         port,
         workerAddress: workerAddressFor(bindAddress),
         workerPorts: Array.from({ length: this.config.workers }, (_, k) => port + 1 + k),
+        routes: this.#frontRoutes,
       },
       this.logger.child({ module: 'ice-front' }),
     );

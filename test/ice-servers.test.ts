@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import { offerSchema, parsePayload } from '../common/protocol/signaling.js';
 import { ConfigError, resolveAgentConfig, type AgentFlags } from '../src/config/agent-config.js';
 import { IceServers } from '../src/sessions/IceServers.js';
-import { pathOf, RelayAddresses } from '../workers/selected-path.js';
+import { pathOf, SignaledCandidates } from '../workers/selected-path.js';
 
 const NOW = 1_800_000_000_000;
 const DAY_MS = 86_400_000;
@@ -199,10 +199,33 @@ describe('the path of a selected candidate pair', () => {
   });
 
   it("counts a peer-reflexive end at a signaled relay candidate's address as a relay", () => {
-    const relays = new RelayAddresses();
+    const relays = new SignaledCandidates();
     relays.note('a=candidate:2 1 UDP 1048319 127.0.0.1 49261 typ relay raddr 0.0.0.0 rport 0');
     relays.note('candidate:1 1 UDP 2114977791 127.0.0.1 5000 typ host');
     assert.equal(pathOf({ local: end('host', 5000), remote: end('prflx', 49261) }, 1, relays)?.kind, 'relay');
     assert.equal(pathOf({ local: end('host', 5000), remote: end('prflx', 49262) }, 1, relays)?.kind, 'prflx');
+  });
+
+  it('behind the ICE UDP front, takes the route back to the browser address and its signaled kind', () => {
+    const signaled = new SignaledCandidates();
+    signaled.note('candidate:1 1 udp 2122260223 10.99.0.2 40001 typ host generation 0');
+    signaled.note('candidate:2 1 udp 1686052607 198.51.100.7 40002 typ srflx raddr 10.99.0.2 rport 40001');
+    signaled.note('candidate:3 1 udp 41885439 203.0.113.9 40003 typ relay raddr 198.51.100.7 rport 40002');
+    signaled.note('candidate:4 1 udp 2122262783 2001:db8:0:0::1 40004 typ host generation 0');
+    const routes = new Map([
+      [50001, { address: '10.99.0.2', port: 40001 }],
+      [50002, { address: '198.51.100.7', port: 40002 }],
+      [50003, { address: '203.0.113.9', port: 40003 }],
+      [50004, { address: '2001:db8::1', port: 40004 }],
+      [50005, { address: '192.0.2.50', port: 40005 }],
+    ]);
+    const behind = (e: { port: number }) => routes.get(e.port);
+    const kindVia = (routePort: number) =>
+      pathOf({ local: end('host', 50000), remote: end('prflx', routePort) }, 1, signaled, behind)?.kind;
+    assert.deepEqual(
+      [50001, 50002, 50003, 50004, 50005, 50999].map(kindVia),
+      ['host', 'srflx', 'relay', 'host', 'prflx', 'prflx'],
+      'host, srflx, relay, IPv6 written another way, an address nobody signaled, a port with no route',
+    );
   });
 });

@@ -8,11 +8,19 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:dgram';
 import { after, describe, it } from 'node:test';
+import {
+  clearFrontRoute,
+  createFrontRoutes,
+  readFrontRoute,
+  writeFrontRoute,
+} from '../common/protocol/front-routes.js';
 import { isStunBindingRequest } from '../common/stun.js';
 import { IceUdpFront, type IceUdpFrontOptions } from '../src/ice-front/IceUdpFront.js';
 import { closeUdpSockets, nextDatagram as next, udp } from './helpers/udp.js';
 
 const open: Array<{ close(): void }> = [];
+/** Shared by the fronts of this file; each clears it when it opens. */
+const routes = createFrontRoutes();
 after(() => {
   for (const thing of open) thing.close();
   closeUdpSockets();
@@ -37,6 +45,7 @@ async function frontWith(workers: Socket[], limits: Partial<IceUdpFrontOptions> 
     maxUnanswered: 16,
     unansweredMs: 5_000,
     idleMs: 60_000,
+    routes,
     ...limits,
   });
   open.push(front);
@@ -62,6 +71,11 @@ describe('ICE UDP front', () => {
     const [at1, at2] = await Promise.all([next(w1), next(w2)]);
     assert.ok(at1 && at2, 'the first request reaches every worker');
     assert.equal(at1.from.port, at2.from.port, "from the route's one socket");
+    assert.deepEqual(
+      readFrontRoute(routes, at1.from.port),
+      { address: '127.0.0.1', port: browser.address().port },
+      'the workers can tell which browser the route stands for',
+    );
 
     // Worker 2 owns the ufrag: it answers, to the route's socket.
     w2.send(Buffer.from('answer'), at2.from.port, '127.0.0.1');
@@ -119,9 +133,27 @@ describe('ICE UDP front', () => {
     const [w1, browser] = await Promise.all([udp(), udp()]);
     const front = await frontWith([w1], { unansweredMs: 100 });
     browser.send(bindingRequest(1), front.address.port, '127.0.0.1');
-    assert.ok(await next(w1));
+    const atWorker = await next(w1);
+    assert.ok(atWorker);
     assert.equal(front.counts.routes, 1);
+    assert.ok(readFrontRoute(routes, atWorker.from.port));
     await new Promise((resolve) => setTimeout(resolve, 350));
     assert.equal(front.counts.routes, 0);
+    assert.equal(readFrontRoute(routes, atWorker.from.port), undefined, 'its entry cleared');
+  });
+});
+
+describe("the front's routes table", () => {
+  it('gives back the address written for a port, IPv4 and IPv6 in their usual spelling, until cleared', () => {
+    const table = createFrontRoutes();
+    writeFrontRoute(table, 50001, { address: '::ffff:192.0.2.7', port: 40001 });
+    writeFrontRoute(table, 50002, { address: '2001:DB8:0:0:0:0:0:1', port: 40002 });
+    writeFrontRoute(table, 65535, { address: '10.99.0.2', port: 1 });
+    assert.deepEqual(readFrontRoute(table, 50001), { address: '192.0.2.7', port: 40001 });
+    assert.deepEqual(readFrontRoute(table, 50002), { address: '2001:db8::1', port: 40002 });
+    assert.deepEqual(readFrontRoute(table, 65535), { address: '10.99.0.2', port: 1 });
+    clearFrontRoute(table, 50001);
+    assert.equal(readFrontRoute(table, 50001), undefined);
+    for (const port of [0, -1, 65536, 1.5, NaN]) assert.equal(readFrontRoute(table, port), undefined);
   });
 });

@@ -2,7 +2,9 @@
  * `--ice-udp-port` with the real browsers (issue 14, point 1): Chromium and Firefox open a terminal
  * through an agent whose two workers sit behind its one UDP port. Each page's selected candidate pair
  * ends at that port (read from the page's own getStats()), and the terminal answers. The browsers'
- * candidates never reach the workers; they learn each browser from its checks, through the front.
+ * candidates never reach the workers' ICE; they learn each browser from its checks, through the front,
+ * as peer-reflexive, and yet the agent's path metrics say `host`: the front tells the workers which
+ * browser address each route stands for (common/protocol/front-routes.ts).
  *
  * Runs inside a private network namespace (the file re-executes itself under `unshare -n`), with the
  * dead-end route Firefox needs for a candidate (see e2e-firefox.test.ts), whose address the agent is
@@ -12,14 +14,18 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { startBrowserStack, type BrowserStack } from './helpers/browser-stack.js';
+import type { BrowserStack } from './helpers/browser-stack.js';
 import { launchChromium, type ChromiumSession } from './helpers/chromium.js';
 import { launchFirefox, type FirefoxSession } from './helpers/firefox.js';
 import { DEAD_END_ADDRESS, deadEndDestinations, IN_NETNS, rerunInNetns } from './helpers/netns.js';
+import { scrapeUntil } from './helpers/metrics.js';
 import { closeLeavesNoShell, run, waitConnected, type TerminalPage } from './helpers/terminal-page.js';
+import { startMeteredStack } from './helpers/turn-session.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PORT = 50_000;
+/** The agent's metrics base URL. */
+let metrics = '';
 
 /** Keeps every peer connection the page makes in `globalThis.peers`, to read its stats. */
 function keepPeers(): void {
@@ -73,6 +79,10 @@ async function throughOnePort(
 ): Promise<void> {
   await waitConnected(page);
   assert.equal(await agentEnd(page), `${DEAD_END_ADDRESS}:${PORT}`, "the agent's end of the selected pair");
+  await scrapeUntil(metrics, (s) => {
+    const byPath = ['host', 'prflx'].map((path) => s.sum('termgate_sessions_by_path', { path }));
+    assert.deepEqual(byPath, [1, 0], 'sessions by path host/prflx: the browser as it is, not the route');
+  });
   const token = `${tag}-${randomBytes(6).toString('hex')}`;
   await run(page, `echo ${token}`, new RegExp(`^${token}$`));
   await closeLeavesNoShell(page, stack);
@@ -91,10 +101,10 @@ if (!IN_NETNS) {
     before(async () => {
       // Firefox checks no loopback candidate from its other address, and the agent behind the port does
       // not check the browser's candidates (front-candidates.ts): so the agent offers that address.
-      stack = await startBrowserStack({
+      ({ stack, metrics } = await startMeteredStack({
         bindAddress: DEAD_END_ADDRESS,
         agentArgs: ['--ice-udp-port', String(PORT)],
-      });
+      }));
     });
 
     after(async () => {

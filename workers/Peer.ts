@@ -9,7 +9,8 @@ import { SafeEmitter } from '../common/SafeEmitter.js';
 import { answerThroughFront, offerThroughFront, throughFront, type FrontPorts } from './front-candidates.js';
 import { isMdnsCandidate, withoutMdnsCandidates } from './mdns-candidates.js';
 import type { PeerIceServer } from '../common/protocol/worker-messages.js';
-import { pathOf, RelayAddresses, type SelectedPath } from './selected-path.js';
+import { browserBehindFront } from './front-route-table.js';
+import { pathOf, SignaledCandidates, type SelectedPath } from './selected-path.js';
 import type { Addon, DataChannel, PeerConnection } from './native-addon.js';
 
 export interface PeerOptions {
@@ -50,8 +51,8 @@ export class Peer extends SafeEmitter<PeerEvents> {
   /** Candidates that arrived before the offer was applied. */
   #pendingCandidates: Array<[string, string]> | undefined = [];
   #closed = false;
-  /** Relay candidates of both sides, to tell a relayed pair whatever type ICE gave its ends. */
-  readonly #relays = new RelayAddresses();
+  /** Candidates of both sides, to tell a pair's path whatever type ICE gave its ends. */
+  readonly #signaled = new SignaledCandidates();
   readonly #front: FrontPorts | undefined;
   readonly #iceChecks: IceCheckSigner | undefined;
   #unadmit: (() => void) | undefined;
@@ -70,9 +71,12 @@ export class Peer extends SafeEmitter<PeerEvents> {
       maxMessageSize: options.maxMessageSize,
     });
     this.#pc.onLocalCandidate((candidate, mid) => {
-      this.#relays.note(candidate);
-      const ours = browserCandidate(candidate);
-      this.safeEmit('local-candidate', this.#front ? throughFront(ours, this.#front) : ours, mid);
+      const ours = this.#front
+        ? throughFront(browserCandidate(candidate), this.#front)
+        : browserCandidate(candidate);
+      // Behind the front, ICE sees its own end as the front's port, learned from the browser's answers.
+      this.#signaled.note(ours);
+      this.safeEmit('local-candidate', ours, mid);
     });
     this.#pc.onStateChange((state) => this.#onState(state as PeerState));
     this.#pc.onDataChannel((channel) => this.safeEmit('data-channel', channel));
@@ -98,7 +102,7 @@ export class Peer extends SafeEmitter<PeerEvents> {
         'the offer SDP produced no answer (does it offer a data channel?)',
       );
     }
-    for (const line of offerSdp.match(/^a=candidate:.*$/gm) ?? []) this.#relays.note(line.trimEnd());
+    for (const line of offerSdp.match(/^a=candidate:.*$/gm) ?? []) this.#signaled.note(line.trimEnd());
     this.#admitIceCredentials(local.sdp);
     const pending = this.#pendingCandidates ?? [];
     this.#pendingCandidates = undefined;
@@ -113,14 +117,18 @@ export class Peer extends SafeEmitter<PeerEvents> {
    */
   addRemoteCandidate(candidate: string, mid: string): boolean {
     if (this.#closed || candidate === '' || isMdnsCandidate(candidate)) return false;
-    if (this.#front) return false;
+    if (this.#front) {
+      // Not for ICE (the front's route is the browser's only address here), but for its path.
+      this.#signaled.note(candidate);
+      return false;
+    }
     if (this.#pendingCandidates) {
       this.#pendingCandidates.push([candidate, mid]);
       return true;
     }
     try {
       this.#pc.addRemoteCandidate(candidate, mid);
-      this.#relays.note(candidate);
+      this.#signaled.note(candidate);
       return true;
     } catch {
       return false;
@@ -153,7 +161,8 @@ export class Peer extends SafeEmitter<PeerEvents> {
   selectedPath(): SelectedPath | undefined {
     if (this.#closed) return undefined;
     try {
-      return pathOf(this.#pc.getSelectedCandidatePair(), this.#pc.rtt(), this.#relays);
+      const behind = this.#front ? browserBehindFront : undefined;
+      return pathOf(this.#pc.getSelectedCandidatePair(), this.#pc.rtt(), this.#signaled, behind);
     } catch {
       return undefined; // torn down natively under us
     }

@@ -54,6 +54,8 @@ export interface PoolWorkerData {
   workerStats: SharedArrayBuffer | undefined;
   /** The ICE UDP port slots (ice-port-slots.ts); absent without `--ice-udp-port`. */
   icePorts: SharedArrayBuffer | undefined;
+  /** Which browser each of the ICE UDP front's route sockets stands for (front-routes.ts); same. */
+  frontRoutes: SharedArrayBuffer | undefined;
   logLevel: string;
 }
 

@@ -23,6 +23,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { isIPv6 } from 'node:net';
+import { clearFrontRoute, clearFrontRoutes, writeFrontRoute } from '../../common/protocol/front-routes.js';
 import { isStunBindingRequest } from '../../common/stun.js';
 
 export interface IceUdpFrontOptions {
@@ -36,6 +37,8 @@ export interface IceUdpFrontOptions {
   maxUnanswered: number;
   unansweredMs: number;
   idleMs: number;
+  /** Where the workers learn which browser each route socket stands for (front-routes.ts). */
+  routes?: SharedArrayBuffer | undefined;
 }
 
 export const DEFAULT_FRONT_LIMITS = {
@@ -66,14 +69,29 @@ class Route {
   #worker: number | undefined;
   readonly openedAt = Date.now();
   lastPacketAt = Date.now();
+  readonly #table: SharedArrayBuffer | undefined;
+  /** The socket's port once bound; the key of its entry in the routes table. */
+  #localPort: number | undefined;
+  #closed = false;
 
-  constructor(front: IceUdpFront, remote: RemoteInfo, workerAddress: string) {
+  constructor(front: IceUdpFront, remote: RemoteInfo, workerAddress: string, table?: SharedArrayBuffer) {
     this.#front = front;
     this.#remote = remote;
+    this.#table = table;
     this.socket = createSocket(isIPv6(workerAddress) ? 'udp6' : 'udp4');
     this.socket.on('message', (packet, from) => this.#fromWorker(packet, from));
     // A send that failed (ENOBUFS, say) loses that datagram, as the network could: SCTP resends.
     this.socket.on('error', () => this.#front.lost());
+    this.socket.once('listening', () => this.#listening());
+    // On the workers' side only: sends queue until it is bound.
+    this.socket.bind(0, workerAddress);
+  }
+
+  /** Tells the workers which browser this socket stands for (common/protocol/front-routes.ts). */
+  #listening(): void {
+    if (this.#closed) return;
+    this.#localPort = this.socket.address().port;
+    if (this.#table) writeFrontRoute(this.#table, this.#localPort, this.#remote);
   }
 
   get answered(): boolean {
@@ -103,6 +121,9 @@ class Route {
   }
 
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#table && this.#localPort !== undefined) clearFrontRoute(this.#table, this.#localPort);
     try {
       this.socket.close();
     } catch {
@@ -145,6 +166,7 @@ export class IceUdpFront {
     const bound = once(socket, 'listening');
     socket.bind(options.port, options.bindAddress ?? '::');
     await bound;
+    if (options.routes) clearFrontRoutes(options.routes);
     return new IceUdpFront(options, socket);
   }
 
@@ -205,7 +227,7 @@ export class IceUdpFront {
     const oldestWaiting = this.#unanswered.values().next().value;
     if (oldestWaiting && this.#unanswered.size >= this.#options.maxUnanswered) this.forget(oldestWaiting);
     else if (this.#routes.size >= this.#options.maxRoutes) return undefined;
-    const route = new Route(this, from, this.#options.workerAddress);
+    const route = new Route(this, from, this.#options.workerAddress, this.#options.routes);
     this.#routes.set(route.key, route);
     this.#unanswered.add(route);
     return route;

@@ -31,6 +31,8 @@ export interface WorkerPoolOptions {
   workerStats?: SharedArrayBuffer | undefined;
   /** The first of the workers' internal ICE ports (`--ice-udp-port` + 1): worker k listens on it + k (ice-port-slots.ts). */
   workerIcePort?: number | undefined;
+  /** The ICE UDP front's routes table (common/protocol/front-routes.ts), read by the workers. */
+  frontRoutes?: SharedArrayBuffer | undefined;
 }
 
 /** What a drain found: the workers that confirmed it, and the peers they still held. */
@@ -79,6 +81,7 @@ export class WorkerPool {
       workerData: {
         workerStats: options.workerStats,
         icePorts,
+        frontRoutes: options.frontRoutes,
         logLevel: options.logLevel ?? 'info',
       } satisfies PoolWorkerData,
     });
