@@ -80,12 +80,14 @@ class ServerLeg {
     const bindAddress = this.#proxy.bindAddressFor(this.#server.host);
     socket.bind(bindAddress === undefined ? {} : { address: bindAddress });
     socket.on('error', () => undefined); // a failed send: UDP, libjuice retransmits
+    const upstream: Upstream = { socket, lastUsed: Date.now() };
     socket.on('message', (packet, from) => {
       if (from.address !== this.#server.host || from.port !== this.#server.port) return;
+      upstream.lastUsed = Date.now();
       this.#proxy.repair(packet);
       this.#downstream.send(packet, libjuice.port, libjuice.address, ignoreSendError);
     });
-    return { socket, lastUsed: Date.now() };
+    return upstream;
   }
 
   /** Closes the sockets of libjuice sockets silent for `idleMs`. */
