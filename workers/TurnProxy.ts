@@ -127,17 +127,21 @@ export class TurnProxy {
     this.#sweeper.unref();
   }
 
-  /** The loopback endpoint that stands for the TURN server at `host`:`port` (resolved once). */
-  endpointFor(host: string, port: number): Promise<Endpoint> {
-    if (this.#closed) return Promise.reject(new Error('the TURN proxy is closed'));
-    const key = `${host}|${port}`;
+  /**
+   * The loopback endpoint that stands for the TURN server at `host`:`port`. The name is resolved for
+   * every session, so a server that moves is followed: sessions already open keep the address they had.
+   */
+  async endpointFor(host: string, port: number): Promise<Endpoint> {
+    if (this.#closed) throw new Error('the TURN proxy is closed');
+    const { address } = await lookup(host);
+    const key = addressKey(address, port);
     let leg = this.#legs.get(key);
     if (!leg) {
-      leg = this.#openLeg(host, port);
+      leg = this.#openLeg(address, port);
       this.#legs.set(key, leg);
       leg.catch(() => this.#legs.delete(key));
     }
-    return leg.then((l) => l.endpoint);
+    return (await leg).endpoint;
   }
 
   /**
@@ -198,8 +202,7 @@ export class TurnProxy {
     this.#passwords.clear();
   }
 
-  async #openLeg(host: string, port: number): Promise<ServerLeg> {
-    const { address } = await lookup(host);
+  async #openLeg(address: string, port: number): Promise<ServerLeg> {
     // Loopback of the family libjuice's sockets are bound in.
     const bind = this.#options.bindAddress;
     const v6 = bind !== undefined && isIPv6(bind);
@@ -222,6 +225,10 @@ export class TurnProxy {
     const now = Date.now();
     for (const leg of this.#open) leg.sweep(this.#options.idleMs, now);
   }
+}
+
+function addressKey(address: string, port: number): string {
+  return `${address}|${port}`;
 }
 
 function ignoreSendError(): void {
