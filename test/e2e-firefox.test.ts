@@ -25,35 +25,16 @@ import {
   typeAndResize,
   waitConnected,
 } from './helpers/terminal-page.js';
+import { recordPeerConnections, type RecordedPeers } from './helpers/page-peers.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
-/** Records every ICE candidate the page's peer connections gather, in `globalThis.gathered`. */
-function recordCandidates(): void {
-  const scope = globalThis as unknown as {
-    gathered: string[];
-    RTCPeerConnection: new (config?: unknown) => EventTarget;
-  };
-  const Native = scope.RTCPeerConnection;
-  scope.gathered = [];
-  scope.RTCPeerConnection = class extends Native {
-    constructor(config?: unknown) {
-      super(config);
-      this.addEventListener('icecandidate', (e) => {
-        const c = (e as unknown as { candidate: { candidate: string } | null }).candidate;
-        if (c?.candidate) scope.gathered.push(c.candidate);
-      });
-    }
-  };
-}
-
-const gathered = (page: Page) =>
-  page.evaluate(() => (globalThis as unknown as { gathered: string[] }).gathered);
+const gathered = (page: Page) => page.evaluate(() => (globalThis as unknown as RecordedPeers).gathered);
 
 /** Opens the terminal page on the stack's container, with the candidates recorded. */
 async function openTerminal(browser: FirefoxSession, stack: BrowserStack): Promise<Page> {
   const page = await browser.newPage();
-  await page.evaluateOnNewDocument(recordCandidates);
+  await page.evaluateOnNewDocument(recordPeerConnections);
   await page.goto(stack.cloud.pageUrl(stack.container));
   try {
     await waitConnected(page);

@@ -21,31 +21,14 @@ import {
   sessionId,
   type PageApi as BasePageApi,
 } from './helpers/page-api.js';
+import { recordPeerConnections, type RecordedPeers } from './helpers/page-peers.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
 const marker = (word: string) => `${word}-${randomBytes(4).toString('hex')}`;
 
-/** The page's test object, and every RTCPeerConnection it made (the init script below). */
-interface PageApi extends BasePageApi {
-  testPeers: { close(): void }[];
-}
-
-/** The page's RTCPeerConnection constructor, as far as the init script needs it (no DOM types here). */
-type PeerClass = new (config?: unknown) => { close(): void };
-
-/** Records the page's peer connections, so the test can close one under it. */
-function recordPeers(): void {
-  const g = globalThis as unknown as PageApi & { RTCPeerConnection: PeerClass };
-  const Original = g.RTCPeerConnection;
-  g.testPeers = [];
-  g.RTCPeerConnection = class extends Original {
-    constructor(config?: unknown) {
-      super(config);
-      g.testPeers.push(this);
-    }
-  };
-}
+/** The page's test object, and every RTCPeerConnection it made (helpers/page-peers.ts). */
+type PageApi = BasePageApi & RecordedPeers<{ close(): void }>;
 
 /**
  * Before the page's own script: when the test asked for it (a flag in sessionStorage), the stored
@@ -77,7 +60,7 @@ if (!IN_NETNS) {
     before(async () => {
       stack = await startBrowserStack({ agentArgs: ['--resume-grace', '30'] });
       chromium = await launchChromium({ origin: stack.url });
-      await chromium.context.addInitScript(recordPeers);
+      await chromium.context.addInitScript(recordPeerConnections);
       await chromium.context.addInitScript(tamperTokenOnRequest);
       page = await chromium.context.newPage();
       await page.goto(stack.cloud.pageUrl(stack.container));

@@ -21,27 +21,12 @@ import { DEAD_END_ADDRESS, deadEndDestinations, IN_NETNS, rerunInNetns } from '.
 import { scrapeUntil } from './helpers/metrics.js';
 import { closeLeavesNoShell, run, waitConnected, type TerminalPage } from './helpers/terminal-page.js';
 import { startMeteredStack } from './helpers/turn-session.js';
+import { recordPeerConnections } from './helpers/page-peers.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PORT = 50_000;
 /** The agent's metrics base URL. */
 let metrics = '';
-
-/** Keeps every peer connection the page makes in `globalThis.peers`, to read its stats. */
-function keepPeers(): void {
-  const scope = globalThis as unknown as {
-    peers: unknown[];
-    RTCPeerConnection: new (config?: unknown) => object;
-  };
-  const Native = scope.RTCPeerConnection;
-  scope.peers = [];
-  scope.RTCPeerConnection = class extends Native {
-    constructor(config?: unknown) {
-      super(config);
-      scope.peers.push(this);
-    }
-  };
-}
 
 /** The agent's end of the page's selected candidate pair, `address:port`. */
 function agentEnd(page: TerminalPage): Promise<string | undefined> {
@@ -56,8 +41,8 @@ function agentEnd(page: TerminalPage): Promise<string | undefined> {
       address?: string;
       port?: number;
     }
-    const peers = (globalThis as unknown as { peers: Array<{ getStats(): Promise<Map<string, Entry>> }> })
-      .peers;
+    type Peer = { getStats(): Promise<Map<string, Entry>> };
+    const peers = (globalThis as unknown as { testPeers: Peer[] }).testPeers;
     const entries = new Map<string, Entry>();
     (await peers.at(-1)!.getStats()).forEach((e: Entry) => entries.set(e.id, e));
     const all = [...entries.values()];
@@ -116,7 +101,7 @@ if (!IN_NETNS) {
     void it('Chromium: the selected pair ends at the one port, and the terminal answers', async () => {
       chromium = await launchChromium({ origin: stack.url });
       const page = await chromium.context.newPage();
-      await page.addInitScript(keepPeers);
+      await page.addInitScript(recordPeerConnections);
       await page.goto(stack.cloud.pageUrl(stack.container));
       await throughOnePort(page, stack, 'chromium');
     });
@@ -124,7 +109,7 @@ if (!IN_NETNS) {
     void it('Firefox: the selected pair ends at the one port, and the terminal answers', async () => {
       firefox = await launchFirefox({ viewport: { width: 1000, height: 640 } });
       const page = await firefox.newPage();
-      await page.evaluateOnNewDocument(keepPeers);
+      await page.evaluateOnNewDocument(recordPeerConnections);
       await page.goto(stack.cloud.pageUrl(stack.container));
       await throughOnePort(page, stack, 'firefox');
       assert.deepEqual(await deadEndDestinations(), [], 'nothing was tried beyond the namespace');
