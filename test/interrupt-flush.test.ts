@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrowserPeer, checkSetupRetries } from './helpers/browser-peer.js';
-import { assertStops, CTRL_C, interruptFlood, peerTerminal, percentile } from './helpers/interrupt.js';
+import { assertStops, CTRL_C, percentile, repeatedFloods } from './helpers/interrupt.js';
 import { freePort, scrape } from './helpers/metrics.js';
 import { untilProgress } from './helpers/progress.js';
 import { useStack, type Stack } from './helpers/stack.js';
@@ -63,44 +63,24 @@ function brokenLines(text: string, end: number, eol: string): number {
   return lines.filter((line) => line !== LINE).length;
 }
 
-interface Rep {
-  stopMs: number;
-  afterBytes: number;
-}
-
 /** Floods and presses Ctrl-C `REPETITIONS` times behind the slow page; checks what every rep must show. */
-async function repeatedFloods(stack: Stack, encoding: 'msgpack' | 'json', label: string): Promise<Rep[]> {
+async function floodsBehindSlowPage(stack: Stack, encoding: 'msgpack' | 'json', label: string) {
   const browser = await BrowserPeer.open(stack.cloud, {
     device: stack.containers[0]!,
     encoding,
     showsBytesPerSecond: SCREEN_BYTES_PER_SECOND,
   });
   try {
-    const reps: Rep[] = [];
-    let cleared = 0;
-    for (let rep = 0; rep < REPETITIONS; rep++) {
-      const result = await interruptFlood(peerTerminal(browser), FLOOD_BYTES, `${label}${rep}`);
-      reps.push(result);
-      const text = browser.output().toString('latin1');
-      const echoAt = text.indexOf('^C');
-      console.log(
-        `# ${label} ${encoding} rep ${rep}: shown stopped in ${result.stopMs.toFixed(1)} ms, ` +
-          `${result.afterBytes} bytes after Ctrl-C`,
-      );
-      assert.ok(echoAt > 0, "the TTY's ^C is on the screen");
-      assert.equal(brokenLines(text, echoAt, '\r\n'), 0, 'every line of the flood before the ^C is whole');
-      // Nothing sent was lost: every byte the agent counted (the last offset) arrived.
-      assert.equal(cleared + browser.outputBytes, browser.lastOffset, 'bytes received = bytes sent');
-      cleared += browser.outputBytes;
-      browser.clearOutput();
-    }
-    const stops = reps.map((r) => r.stopMs);
-    const after = reps.map((r) => r.afterBytes);
-    console.log(
-      `# ${label} ${encoding}: stop p50 ${percentile(stops, 50).toFixed(1)} ms, ` +
-        `p99 ${percentile(stops, 99).toFixed(1)} ms; after Ctrl-C p50 ${percentile(after, 50)} bytes`,
-    );
-    return reps;
+    return await repeatedFloods(browser, {
+      repetitions: REPETITIONS,
+      floodBytes: FLOOD_BYTES,
+      label: `${label} ${encoding}`,
+      each: (text) => {
+        const echoAt = text.indexOf('^C');
+        assert.ok(echoAt > 0, "the TTY's ^C is on the screen");
+        assert.equal(brokenLines(text, echoAt, '\r\n'), 0, 'every line of the flood before the ^C is whole');
+      },
+    });
   } finally {
     browser.close();
   }
@@ -112,7 +92,7 @@ describe('Ctrl-C behind a page slower than the program', () => {
   for (const encoding of ['msgpack', 'json'] as const) {
     it(`${encoding}: flushing, ${REPETITIONS} floods stop on the screen within ${STOP_BOUND_MS} ms, ^C shown, the prompt back, the drop counted`, async () => {
       const before = await flushedTotal();
-      const reps = await repeatedFloods(flushing, encoding, 'flush');
+      const reps = await floodsBehindSlowPage(flushing, encoding, 'flush');
       assertStops(
         reps.map((r) => r.stopMs),
         { boundMs: STOP_BOUND_MS, lateAllowed: LATE_ALLOWED, lateBoundMs: LATE_BOUND_MS },
@@ -132,7 +112,7 @@ describe('Ctrl-C behind a page slower than the program', () => {
     });
 
     it(`${encoding}: not flushing (--flush-on-interrupt off), what the engine held arrives first`, async () => {
-      const reps = await repeatedFloods(keeping, encoding, 'keep');
+      const reps = await floodsBehindSlowPage(keeping, encoding, 'keep');
       const kept = percentile(
         reps.map((r) => r.afterBytes),
         50,

@@ -4,10 +4,9 @@
  * times, and those within 1 s: see LATE_ALLOWED), the prompt comes back, and no byte was lost (the output's offsets add up to what arrived). The agent keeps
  * at most its ack window in flight (AckWindow), so what has to drain after the keystroke is bounded.
  */
-import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrowserPeer, checkSetupRetries } from './helpers/browser-peer.js';
-import { assertStops, interruptFlood, peerTerminal, percentile } from './helpers/interrupt.js';
+import { assertStops, repeatedFloods } from './helpers/interrupt.js';
 import { useStack } from './helpers/stack.js';
 
 const REPETITIONS = 20;
@@ -34,24 +33,15 @@ describe('Ctrl-C under a flood', () => {
         ack: true,
       });
       try {
-        const stops: number[] = [];
-        let cleared = 0;
-        for (let rep = 0; rep < REPETITIONS; rep++) {
-          const { stopMs, afterBytes } = await interruptFlood(peerTerminal(browser), FLOOD_BYTES, `r${rep}`);
-          stops.push(stopMs);
-          console.log(
-            `# ${encoding} rep ${rep}: stopped in ${stopMs.toFixed(1)} ms, ${afterBytes} bytes after Ctrl-C`,
-          );
-          // Nothing lost: every byte the agent counted (the last offset) arrived.
-          assert.equal(cleared + browser.outputBytes, browser.lastOffset, 'bytes received = bytes sent');
-          cleared += browser.outputBytes;
-          browser.clearOutput();
-        }
-        console.log(
-          `# ${encoding}: stop p50 ${percentile(stops, 50).toFixed(1)} ms, p99 ${percentile(stops, 99).toFixed(1)} ms, ` +
-            `max ${Math.max(...stops).toFixed(1)} ms`,
+        const results = await repeatedFloods(browser, {
+          repetitions: REPETITIONS,
+          floodBytes: FLOOD_BYTES,
+          label: encoding,
+        });
+        assertStops(
+          results.map((r) => r.stopMs),
+          { boundMs: STOP_BOUND_MS, lateAllowed: LATE_ALLOWED, lateBoundMs: LATE_BOUND_MS },
         );
-        assertStops(stops, { boundMs: STOP_BOUND_MS, lateAllowed: LATE_ALLOWED, lateBoundMs: LATE_BOUND_MS });
       } finally {
         browser.close();
       }

@@ -121,3 +121,48 @@ export function assertStops(stops: number[], { boundMs, lateAllowed, lateBoundMs
   for (const [rep, ms] of stops.entries())
     assert.ok(ms <= lateBoundMs, `rep ${rep} stopped in ${ms.toFixed(1)} ms`);
 }
+
+export interface RepeatedFloodOptions {
+  repetitions: number;
+  floodBytes: number;
+  /** Names the floods in the log and in their markers. */
+  label: string;
+  /** Checks what the screen held after one flood (its text, as latin1), before it is cleared. */
+  each?: (text: string) => void;
+}
+
+/**
+ * `repetitions` floods, each stopped by Ctrl-C, on a node-datachannel browser. After each, nothing sent
+ * was lost (every byte the agent counted, its last offset, arrived) and `each` holds; the screen is then
+ * cleared. Logs each stop and the percentiles; returns the stops for the caller's bounds.
+ */
+export async function repeatedFloods(
+  browser: BrowserPeer,
+  options: RepeatedFloodOptions,
+): Promise<InterruptResult[]> {
+  const { repetitions, floodBytes, label } = options;
+  const results: InterruptResult[] = [];
+  let cleared = 0;
+  for (let rep = 0; rep < repetitions; rep++) {
+    const result = await interruptFlood(
+      peerTerminal(browser),
+      floodBytes,
+      `${label.replace(/\W/g, '')}${rep}`,
+    );
+    results.push(result);
+    console.log(
+      `# ${label} rep ${rep}: stopped in ${result.stopMs.toFixed(1)} ms, ${result.afterBytes} bytes after Ctrl-C`,
+    );
+    options.each?.(browser.output().toString('latin1'));
+    assert.equal(cleared + browser.outputBytes, browser.lastOffset, 'bytes received = bytes sent');
+    cleared += browser.outputBytes;
+    browser.clearOutput();
+  }
+  const stops = results.map((r) => r.stopMs);
+  const after = results.map((r) => r.afterBytes);
+  console.log(
+    `# ${label}: stop p50 ${percentile(stops, 50).toFixed(1)} ms, p99 ${percentile(stops, 99).toFixed(1)} ms, ` +
+      `max ${Math.max(...stops).toFixed(1)} ms; after Ctrl-C p50 ${percentile(after, 50)} bytes`,
+  );
+  return results;
+}
