@@ -171,14 +171,14 @@ describe("Chromium's TURN/TCP checks, repaired", () => {
 describe('the TURN proxy between libjuice sockets and a TURN server', () => {
   async function setUp(maxUpstreams = 16) {
     const server = await udp();
-    const proxy = new TurnProxy({ bindAddress: undefined, idleMs: 60_000, maxUpstreams });
+    const proxy = new TurnProxy({ bindAddress: undefined, idleMs: 60_000, maxUpstreams, maxServers: 4 });
     const endpoint = await proxy.endpointFor('127.0.0.1', server.address().port);
     const send = (from: Socket, packet: Buffer) => from.send(packet, endpoint.port, endpoint.host);
     return { server, proxy, endpoint, send };
   }
 
   it('gives TURN servers over UDP its own endpoints; leaves TCP, TLS and STUN servers alone', async () => {
-    const proxy = new TurnProxy({ bindAddress: undefined, idleMs: 60_000, maxUpstreams: 4 });
+    const proxy = new TurnProxy({ bindAddress: undefined, idleMs: 60_000, maxUpstreams: 4, maxServers: 4 });
     try {
       const tcp = { hostname: '127.0.0.1', port: 3478, relayType: 'TurnTcp' as const };
       const routed = await proxy.route([
@@ -255,6 +255,20 @@ describe('the TURN proxy between libjuice sockets and a TURN server', () => {
       assert.ok(await nextDatagram(server));
       send(b, Buffer.from('b'));
       assert.equal(await nextDatagram(server, 300), undefined, "b's datagram is dropped");
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('gives endpoints to at most maxServers servers; a session past it reaches its server directly', async () => {
+    const proxy = new TurnProxy({ bindAddress: undefined, idleMs: 60_000, maxUpstreams: 4, maxServers: 2 });
+    try {
+      const servers = [3478, 3479, 3480].map((port) => `turn:u:p@127.0.0.1:${port}?transport=udp`);
+      const routed = await proxy.route(servers);
+      assert.notEqual(routed[0], servers[0]);
+      assert.notEqual(routed[1], servers[1]);
+      assert.equal(routed[2], servers[2], 'the third, as it came');
+      assert.equal((await proxy.route([servers[0]!]))[0], routed[0], 'a known server keeps its endpoint');
     } finally {
       proxy.close();
     }

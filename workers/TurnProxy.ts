@@ -25,6 +25,11 @@ export interface TurnProxyOptions {
   idleMs: number;
   /** At most this many sockets towards servers, over all servers. */
   maxUpstreams: number;
+  /**
+   * At most this many servers get an endpoint (a socket each, for the worker's life); the cloud can name
+   * servers per session, so past it a session reaches its server directly, without the repair.
+   */
+  maxServers: number;
   /** Called at the first check repaired, to say once that the repair is in use. */
   onFirstRepair?: () => void;
 }
@@ -137,6 +142,8 @@ export class TurnProxy {
     const key = addressKey(address, port);
     let leg = this.#legs.get(key);
     if (!leg) {
+      if (this.#legs.size >= this.#options.maxServers)
+        throw new Error('the TURN proxy serves no more servers');
       leg = this.#openLeg(address, port);
       this.#legs.set(key, leg);
       leg.catch(() => this.#legs.delete(key));

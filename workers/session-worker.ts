@@ -23,6 +23,8 @@ import { WorkerSession } from './WorkerSession.js';
 const TURN_PROXY_IDLE_MS = 15 * 60_000;
 /** Far above the sessions a worker holds; bounds what a flood of sources could open. */
 const TURN_PROXY_MAX_UPSTREAMS = 4096;
+/** A site has a few TURN servers; the bound is for a cloud that names a new one per session. */
+const TURN_PROXY_MAX_SERVERS = 64;
 
 const live = new Set<WorkerSession>();
 const dockerBySocket = new Map<string, Docker>();
@@ -70,6 +72,7 @@ function turnProxyFor(bindAddress: string | undefined): TurnProxy {
     bindAddress,
     idleMs: TURN_PROXY_IDLE_MS,
     maxUpstreams: TURN_PROXY_MAX_UPSTREAMS,
+    maxServers: TURN_PROXY_MAX_SERVERS,
     onFirstRepair: () =>
       workerLog.info(
         {},
