@@ -49,7 +49,11 @@ export default async function runSession(task: SessionTask): Promise<SessionResu
   if (dying) throw new Error('the worker is ending after a fault');
   let settings = withWorkerIcePort(task.settings);
   const proxy = settings.turnProxy ? turnProxyFor(settings.bindAddress) : undefined;
-  if (proxy) settings = { ...settings, iceServers: await proxy.route(settings.iceServers) };
+  if (proxy) {
+    settings = { ...settings, iceServers: await proxy.route(settings.iceServers) };
+    // The worker may have started dying (and cleaned its addon up) while the names resolved.
+    if (dying) throw new Error('the worker is ending after a fault');
+  }
   const session = new WorkerSession(
     { ...task, settings },
     getAddon(),
