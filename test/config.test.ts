@@ -81,6 +81,7 @@ describe('agent configuration', () => {
     [{ bindAddress: 'my host' }, /--bind-address/],
     [{ maxMessageBytes: '10' }, /--max-message-bytes/],
     [{ flushOnInterrupt: 'yes' }, /--flush-on-interrupt/],
+    [{ turnProxy: 'yes' }, /--turn-proxy/],
   ];
   for (const [flags, message] of bad) {
     it(`refuses ${JSON.stringify(flags)}`, () => {
