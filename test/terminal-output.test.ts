@@ -25,6 +25,8 @@ const CHUNK = 16 * 1024;
 /** What a DataChannel was asked to send, in order, copied at the call (as the addon copies). */
 class RecordingChannel {
   sent: Array<string | Buffer> = [];
+  /** The browser's `a=max-message-size`: a larger message throws, as libdatachannel does. */
+  limit = 256 * 1024;
   #onMessage: ((raw: string | Buffer) => void) | undefined;
   setBufferedAmountLowThreshold(): void {}
   onOpen(): void {}
@@ -41,13 +43,21 @@ class RecordingChannel {
     return 0;
   }
   close(): void {}
+  maxMessageSize(): number {
+    return this.limit;
+  }
   sendMessage(text: string): boolean {
+    this.#fits(Buffer.byteLength(text));
     this.sent.push(text);
     return true;
   }
   sendMessageBinary(bytes: Buffer): boolean {
+    this.#fits(bytes.length);
     this.sent.push(Buffer.from(bytes));
     return true;
+  }
+  #fits(bytes: number): void {
+    if (bytes > this.limit) throw new Error('Message size exceeds limit');
   }
   /** The browser speaks: its encoding becomes the channel's. */
   receive(raw: string | Buffer): void {
@@ -59,8 +69,10 @@ class RecordingChannel {
 function channel(
   encoding: Encoding,
   start?: ChannelStart,
+  limit?: number,
 ): { dc: RecordingChannel; tc: TerminalChannel; stats: Float64Array } {
   const dc = new RecordingChannel();
+  if (limit) dc.limit = limit;
   const stats = statsView(createSessionStats());
   const tc = new TerminalChannel(
     dc as unknown as DataChannel,
@@ -181,6 +193,30 @@ describe('TerminalChannel output', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+
+  it("stays within the browser's largest message: JSON escaping (six times a control byte) and msgpack frames", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom<Encoding>('json', 'msgpack'),
+        fc.integer({ min: 1024, max: 70_000 }),
+        fc.integer({ min: 1, max: 4 * CHUNK }),
+        fc.constantFrom(0, 0x01, 0x1b, 0x22, 0x41),
+        fc.uint8Array({ maxLength: 64 }),
+        (encoding, limit, length, fill, head) => {
+          const { dc, tc } = channel(encoding, undefined, limit);
+          // One byte repeated (a control byte escapes to 6) after a few arbitrary ones.
+          const data = Buffer.alloc(length + head.length, fill);
+          data.set(head);
+          const whole = encoding === 'json' ? Buffer.from(data.toString('utf8')) : data;
+          tc.sendOutput(whole);
+          assert.ok(dc.sent.every((m) => Buffer.byteLength(m) <= limit));
+          assert.deepEqual(received(dc.sent), whole);
+          assert.equal(offsets(dc.sent).at(-1), whole.length);
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 

@@ -23,8 +23,11 @@ import { RateLimiter } from '../common/RateLimiter.js';
 import { SafeEmitter } from '../common/SafeEmitter.js';
 import { AckWindow } from './AckWindow.js';
 import type { DataChannel } from './native-addon.js';
-import { jsonOutputText, msgpackOutputFrame } from './output-frames.js';
+import { jsonOutputText, MSGPACK_OUTPUT_OVERHEAD, msgpackOutputFrame } from './output-frames.js';
 import { completeUtf8Length, utf8CutBefore } from './utf8.js';
+
+/** RFC 8841: what a peer whose SDP names no `max-message-size` accepts. */
+const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024;
 
 /** Messages a browser can provoke at will; they are the first to go when it does not read. */
 const REPLY_TYPES = new Set<OutboundMessage['type']>(['pong', 'error']);
@@ -69,6 +72,8 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   /** Counts the output sent (each message's `offset`) and, for a browser that acks, bounds what is in flight. */
   readonly #window: AckWindow;
   #closed = false;
+  /** The browser's largest message, read once the channel is open (see #messageLimit). */
+  #limit: number | undefined;
   readonly #limiter: RateLimiter;
   /** When the browser was last told it is over the rate; within a second, refusals are silent. */
   #rateErrorAtMs = -Infinity;
@@ -142,8 +147,8 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
 
   /**
    * Sends terminal output now: one message per read (PtyBridge already gathers a stream's small reads
-   * into large ones), split at `outputChunkBytes`, and in JSON mode only whole UTF-8 characters (an
-   * incomplete one at the end waits for the rest).
+   * into large ones), split at `outputChunkBytes` and within the largest message the browser accepts,
+   * and in JSON mode only whole UTF-8 characters (an incomplete one at the end waits for the rest).
    */
   sendOutput(chunk: Buffer): void {
     if (!this.isOpen) return;
@@ -155,27 +160,67 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
       if (complete < bytes.length) this.#carry = Buffer.from(bytes.subarray(complete));
       bytes = bytes.subarray(0, complete);
     }
-    const max = this.#options.outputChunkBytes;
+    const limit = this.#messageLimit();
+    const max = Math.max(1, Math.min(this.#options.outputChunkBytes, limit - MSGPACK_OUTPUT_OVERHEAD));
     for (let start = 0; start < bytes.length;) {
-      const end = json ? utf8CutBefore(bytes, start, max) : Math.min(bytes.length, start + max);
-      if (!this.#sendBytes(bytes.subarray(start, end))) return;
+      const end = json
+        ? this.#sendJsonPiece(bytes, start, max, limit)
+        : this.#sendMsgpackPiece(bytes, start, max);
+      if (end < 0) return;
       start = end;
     }
   }
 
-  /** One `output` message, encoded straight from the bytes (see output-frames.ts). */
-  #sendBytes(piece: Buffer): boolean {
-    const offset = this.#window.sent + piece.length;
+  /**
+   * The largest message the browser accepts (its SDP's `a=max-message-size`, 64 KiB when it gives none):
+   * libdatachannel refuses a larger one outright.
+   */
+  #messageLimit(): number {
+    if (this.#limit === undefined) {
+      try {
+        this.#limit = this.#dc.maxMessageSize();
+      } catch {
+        return DEFAULT_MAX_MESSAGE_SIZE;
+      }
+    }
+    return this.#limit;
+  }
+
+  /** One msgpack `output` of up to `max` bytes from `start`; where it ended, or -1 if the send failed. */
+  #sendMsgpackPiece(bytes: Buffer, start: number, max: number): number {
+    const end = Math.min(bytes.length, start + max);
+    const frame = msgpackOutputFrame(bytes.subarray(start, end), this.#window.sent + end - start);
+    return this.#sendOutputMessage(frame, end - start) ? end : -1;
+  }
+
+  /**
+   * One JSON `output` of up to `max` bytes from `start`, whole characters, its text within `limit`:
+   * escaping can make the text up to six times the bytes (a control byte becomes `\u00XX`, as a binary
+   * file's bytes do), so a piece whose text is too large is halved until it fits.
+   */
+  #sendJsonPiece(bytes: Buffer, start: number, max: number, limit: number): number {
+    let end = utf8CutBefore(bytes, start, max);
+    let text = jsonOutputText(bytes.subarray(start, end), this.#window.sent + end - start);
+    // A UTF-16 unit is at most 3 bytes of UTF-8: most texts need no measuring.
+    while (text.length * 3 > limit && Buffer.byteLength(text) > limit && end - start > 4) {
+      end = utf8CutBefore(bytes, start, Math.ceil((end - start) / 2));
+      text = jsonOutputText(bytes.subarray(start, end), this.#window.sent + end - start);
+    }
+    return this.#sendOutputMessage(text, end - start) ? end : -1;
+  }
+
+  /** Sends one encoded `output` carrying `length` bytes of output; false if the channel refused it. */
+  #sendOutputMessage(encoded: string | Buffer, length: number): boolean {
     try {
-      if (this.#encoding === 'json') this.#dc.sendMessage(jsonOutputText(piece, offset));
-      else this.#dc.sendMessageBinary(msgpackOutputFrame(piece, offset));
+      if (typeof encoded === 'string') this.#dc.sendMessage(encoded);
+      else this.#dc.sendMessageBinary(encoded);
     } catch {
       return false;
     }
     // Counted once sent: bytes a closing channel refused are the replay buffer's to send again.
-    this.#window.advance(piece.length);
+    this.#window.advance(length);
     this.#stats[StatSlot.messagesToBrowser]! += 1;
-    this.#stats[StatSlot.bytesToBrowser]! += piece.length;
+    this.#stats[StatSlot.bytesToBrowser]! += length;
     // A shell that is working keeps its session: output counts as activity, replies do not.
     this.#stats[StatSlot.lastActivityMs] = Date.now();
     return true;
@@ -330,7 +375,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     if (encoding === 'msgpack' && this.#carry) {
       const carry = this.#carry;
       this.#carry = undefined;
-      this.#sendBytes(carry);
+      this.#sendMsgpackPiece(carry, 0, carry.length);
     }
   }
 }

@@ -29,18 +29,20 @@ const OFFSET_KEY = Buffer.from([0xa6, ...Buffer.from('offset')]);
 /** The key and a float64: type byte and 8 bytes. */
 const MAX_TRAILER = OFFSET_KEY.length + 9;
 
+/** The most a msgpack `output` frame adds to its data. */
+export const MSGPACK_OUTPUT_OVERHEAD = HEADER.length + MAX_BIN_HEADER + MAX_TRAILER;
+
 let frame = newFrame(64 * 1024);
 
 function newFrame(dataBytes: number): Buffer {
-  const buffer = Buffer.allocUnsafe(HEADER.length + MAX_BIN_HEADER + dataBytes + MAX_TRAILER);
+  const buffer = Buffer.allocUnsafe(MSGPACK_OUTPUT_OVERHEAD + dataBytes);
   HEADER.copy(buffer);
   return buffer;
 }
 
 /** The msgpack `output` message carrying `data` up to `offset`; valid until the next call (see above). */
 export function msgpackOutputFrame(data: Uint8Array, offset: number): Buffer {
-  if (frame.length < HEADER.length + MAX_BIN_HEADER + data.length + MAX_TRAILER)
-    frame = newFrame(data.length);
+  if (frame.length < MSGPACK_OUTPUT_OVERHEAD + data.length) frame = newFrame(data.length);
   let at = HEADER.length;
   if (data.length < 0x100) {
     frame[at++] = 0xc4;

@@ -49,6 +49,8 @@ export interface OpenOptions {
    * page whose terminal is slower than the program (ModelledScreen). Implies `ack`.
    */
   showsBytesPerSecond?: number;
+  /** The largest message this browser accepts (its SDP's `a=max-message-size`); libdatachannel's default if unset. */
+  maxMessageSize?: number;
   /** Called with every output chunk; with it set, output is not kept (`output()` stays empty). */
   onOutput?: (bytes: Buffer) => void;
   timeoutMs?: number;
@@ -152,6 +154,7 @@ export class BrowserPeer {
     this.#pc = new nodeDataChannel.PeerConnection(`browser-${sessionId}`, {
       iceServers: [],
       bindAddress: '127.0.0.1',
+      ...(options.maxMessageSize ? { maxMessageSize: options.maxMessageSize } : {}),
     });
     // Candidates wait at least until the offer is on the wire (a browser's signaling sends the offer
     // first), and unless `trickleBeforeAnswer` is set until the answer is applied.
