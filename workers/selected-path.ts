@@ -2,6 +2,7 @@
  * What a session's selected ICE candidate pair says about its path: direct (host), through a NAT
  * (srflx, prflx) or through a TURN server (relay), and the round trip SCTP measures on it.
  */
+import { canonicalIpv6 } from '../common/ipv6.js';
 import type { PathKind, SessionPath } from '../common/protocol/worker-messages.js';
 import type { PeerConnection } from './native-addon.js';
 
@@ -78,14 +79,6 @@ export function pathOf(
 function addressKey(address: string, port: number): string {
   const canonical = address.includes(':') ? canonicalIpv6(address) : address;
   return `${canonical} ${port}`;
-}
-
-function canonicalIpv6(address: string): string {
-  try {
-    return new URL(`http://[${address}]`).hostname;
-  } catch {
-    return address;
-  }
 }
 
 function candidateKind(type: string): PathKind {

@@ -10,6 +10,7 @@
  * number, odd while it changes, so that a reader never takes half of one address with half of another.
  */
 import { isIPv6 } from 'node:net';
+import { canonicalIpv6 } from '../ipv6.js';
 
 /** Per port: [sequence, family (0 none, 4, 6), port, four words of address]. */
 const WORDS = 7;
@@ -81,7 +82,7 @@ function addressWords(address: string): number[] {
     const octets = address.split('.').map(Number);
     return [(octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]! | 0, 0, 0, 0];
   }
-  const url = new URL(`http://[${address}]`).hostname.slice(1, -1);
+  const url = canonicalIpv6(address);
   const [head, tail = ''] = url.split('::');
   const headGroups = head ? head.split(':') : [];
   const tailGroups = tail ? tail.split(':') : [];
@@ -99,5 +100,5 @@ function ipv4(word: number): string {
 
 function ipv6(words: number[]): string {
   const groups = words.flatMap((w) => [(w >>> 16) & 0xffff, w & 0xffff].map((g) => g.toString(16)));
-  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
+  return canonicalIpv6(groups.join(':'));
 }
