@@ -9,9 +9,10 @@
  * buffers of every thread (read from the agent's metrics) and the native rest, so a leak shows where it is.
  *
  * What levels off is judged on the resident set less the part of each V8 heap that is committed but free
- * (heap_total − heap_used): V8 sizes its young generation (up to 3 × 16 MiB per isolate, three isolates
- * here) by recent allocation and keeps those pages after a collection, which moved the raw resident set
- * by up to 60 MiB between rounds with heap_used flat to 0.5 MiB. A leak would grow what is left: live JS
+ * (heap_total − heap_used): V8 sizes its young generation by recent allocation (up to 3 × 16 MiB on the
+ * main thread; 8 MiB in a worker, WorkerPool.ts) and keeps those pages after a collection, which moved
+ * the raw resident set by up to 60 MiB between rounds with heap_used flat to 0.5 MiB, before the
+ * workers' cap. A leak would grow what is left: live JS
  * objects, external memory, array buffers or native memory. The raw resident set is printed beside it.
  *
  * The churn agent runs with `--expose-gc` and TERMGATE_MEMORY_SAMPLE_GC=1, so the heaps it reports are
