@@ -49,8 +49,9 @@ export interface DrainReport {
  * new objects). V8 grows a busy thread's semi-spaces up to 16 MB each and keeps them once the thread is
  * idle: in the bench's soak (open, one command, close; 8 at a time), each worker's heap stayed about
  * 25 MB above its warm base with every session closed, and the process's RSS 74 MB (186 → 260 MB).
- * Capped at 8 MB: 169 → 185 MB, within the soak's bound, and the throughput rows' CPU per MB the same,
- * measured side by side (two rounds of every line workload, both encodings).
+ * Capped at 8 MB: 16, 46 and 40 MB above the base in three 45 s soaks (74 and 74 without), 40 in the
+ * full 150 s one; 4 MB did no better (48, 46). The throughput rows' CPU per MB the same, measured side by
+ * side (two rounds of every line workload, both encodings).
  */
 const WORKER_YOUNG_GENERATION_MB = 8;
 
