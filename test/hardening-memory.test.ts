@@ -12,8 +12,8 @@
  * (heap_total − heap_used): V8 sizes its young generation by recent allocation (up to 3 × 16 MiB on the
  * main thread; 8 MiB in a worker, WorkerPool.ts) and keeps those pages after a collection, which moved
  * the raw resident set by up to 60 MiB between rounds with heap_used flat to 0.5 MiB, before the
- * workers' cap. A leak would grow what is left: live JS
- * objects, external memory, array buffers or native memory. The raw resident set is printed beside it.
+ * workers' cap. A leak would grow what is left: live JS objects, external memory, array buffers or
+ * native memory. The raw resident set is printed beside it.
  *
  * The churn agent runs with `--expose-gc` and TERMGATE_MEMORY_SAMPLE_GC=1, so the heaps it reports are
  * what is live, not garbage waiting for a collection, and with MALLOC_ARENA_MAX=2, as bin/termgate starts it.

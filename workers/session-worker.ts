@@ -43,16 +43,22 @@ function dockerFor(socketPath: string): Docker {
   return docker;
 }
 
-export default async function runSession(task: SessionTask): Promise<SessionResult> {
-  // A dying worker must not create a peer after its addon was cleaned up; the main thread maps the
-  // rejection to 'worker-died'.
+/**
+ * A dying worker must not create a peer after its addon was cleaned up; the main thread maps the
+ * rejection to 'worker-died'.
+ */
+function refuseIfDying(): void {
   if (dying) throw new Error('the worker is ending after a fault');
+}
+
+export default async function runSession(task: SessionTask): Promise<SessionResult> {
+  refuseIfDying();
   let settings = withWorkerIcePort(task.settings);
   const proxy = settings.turnProxy ? turnProxyFor(settings.bindAddress) : undefined;
   if (proxy) {
     settings = { ...settings, iceServers: await proxy.route(settings.iceServers) };
-    // The worker may have started dying (and cleaned its addon up) while the names resolved.
-    if (dying) throw new Error('the worker is ending after a fault');
+    // The worker may have started dying while the names resolved.
+    refuseIfDying();
   }
   const session = new WorkerSession(
     { ...task, settings },
