@@ -16,6 +16,9 @@ import type { DrainReport } from './pool/WorkerPool.js';
  */
 export const EXIT_UNCLEAN_DRAIN = 3;
 
+/** How long an agent that could not start waits for what it had started (the worker threads) to stop. */
+const START_FAILURE_CLOSE_MS = 5_000;
+
 function exitStatusOf(drain: DrainReport): number {
   return drain.unconfirmed === 0 && drain.peersClosed === 0 ? 0 : EXIT_UNCLEAN_DRAIN;
 }
@@ -68,6 +71,8 @@ async function runAgent(config: AgentConfig): Promise<void> {
     const code = err instanceof TermgateError ? err.code : undefined;
     logger.fatal({ code, err: message }, 'the agent cannot start');
     process.stderr.write(`termgate agent: ${message}\n`);
+    // What it had started must stop first: exiting under worker threads still loading aborts the process.
+    await agent.close(START_FAILURE_CLOSE_MS).catch(() => undefined);
     process.exit(2);
   }
 

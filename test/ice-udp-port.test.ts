@@ -188,6 +188,8 @@ describe('one UDP port for every session', () => {
       assert.equal(await refused.waitForExit(30_000), 2, 'exit status 2: it cannot run');
       assert.match(refused.log, /TG_ERR_ICE_PORT_UNAVAILABLE/);
       assert.match(refused.log, new RegExp(`cannot listen on UDP 127\\.0\\.0\\.1:${port} \\(EADDRINUSE`));
+      // Exiting under worker threads still loading their module aborted the process (SIGABRT, ~4% of runs).
+      assert.match(refused.log, /"workers":2,"peersClosed":0,"unconfirmed":0,"msg":"workers drained"/);
     } finally {
       holder.close();
     }

@@ -5,6 +5,7 @@
  * and an explicit drain at shutdown that closes every peer and cleans the addon up in each worker.
  */
 import { BroadcastChannel } from 'node:worker_threads';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { ChannelEndpoint } from '../../common/Channel.js';
@@ -54,6 +55,9 @@ export interface DrainReport {
  * side (two rounds of every line workload, both encodings).
  */
 const WORKER_YOUNG_GENERATION_MB = 8;
+
+/** How often a closing pool looks again for threads still loading the session module. */
+const MODULE_LOAD_POLL_MS = 20;
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/session-worker.js', import.meta.url));
 
@@ -165,6 +169,7 @@ export class WorkerPool {
   }
 
   async #close(timeoutMs: number): Promise<DrainReport> {
+    await this.#untilModulesLoaded(timeoutMs);
     const alive = new Set(this.#piscina.threads.map((t) => t.threadId));
     const loaded = [...this.#handles.values()].filter((h) => alive.has(h.threadId));
     const outcomes = await Promise.all(loaded.map((h) => h.drain(timeoutMs)));
@@ -181,6 +186,18 @@ export class WorkerPool {
     this.#toWorkers.close();
     await this.#piscina.destroy();
     return report;
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) until every live thread has loaded the session module. Node 20 aborts the
+   * whole process when a thread is terminated while its `require()` of an ES module is instantiating it
+   * (V8 fatal: IsGraphAsync on a module that is not instantiated), so an agent that fails to start right
+   * after creating the pool must not destroy it under threads still loading.
+   */
+  async #untilModulesLoaded(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const loading = () => this.#piscina.threads.some((t) => !this.#handles.has(t.threadId));
+    while (loading() && Date.now() < deadline) await delay(MODULE_LOAD_POLL_MS);
   }
 
   /** A thread spoke on the line for the first time: it loaded the session module. */
