@@ -3,6 +3,7 @@
  * none), and libdatachannel refuses to send a larger one. Output that JSON makes six times larger (a
  * binary file's control bytes, each escaped as `\u0001`) and msgpack frames of the agent's full chunk
  * both reach a browser that takes 64 KiB: every byte, in order. Bounded by progress, not by a deadline.
+ * A browser that takes messages too small for any output gets no gap: its session ends with the reason.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -49,6 +50,28 @@ describe("output within the browser's largest message", () => {
       }
     });
   }
+
+  it('a browser whose largest message no output fits: the session ends, saying why, and no shell is left', async () => {
+    // 40 bytes: `ready` fits, no output message does (nor the error saying so; the cloud is told).
+    const browser = await BrowserPeer.open(stack.cloud, {
+      device: stack.containers[0]!,
+      maxMessageSize: 40,
+      noWait: true,
+    });
+    try {
+      await browser.waitFor((m) => m.type === 'ready');
+      browser.type('echo hello\n');
+      const notice = await stack.cloud.waitForDisconnectNotice(browser.sessionId);
+      assert.equal(notice.reason, 'peer-failed', 'the cloud hears why the session ended');
+      await browser.until(() => browser.channelClosed, 'the agent to close the channel', 15_000);
+      const closed = stack.agent
+        .logLines()
+        .find((l) => l.msg === 'session closed' && l.session === browser.sessionId);
+      assert.equal(closed?.code, 'TG_ERR_OUTPUT_REFUSED', 'the agent logs the refusal as the reason');
+    } finally {
+      browser.close();
+    }
+  });
 
   it('leaves no shell behind', async () => {
     await untilNoShells(stack.containers);

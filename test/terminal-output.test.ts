@@ -17,6 +17,7 @@ import {
 } from '../common/protocol/terminal-messages.js';
 import type { DataChannel } from '../workers/native-addon.js';
 import { AckPacer } from '../common/AckPacer.js';
+import { ErrorCodes, type ErrorData } from '../common/errors.js';
 import { jsonOutputText, msgpackOutputFrame } from '../workers/output-frames.js';
 import { TerminalChannel, type ChannelStart } from '../workers/TerminalChannel.js';
 
@@ -218,6 +219,22 @@ describe('TerminalChannel output', () => {
       ),
       { numRuns: 150 },
     );
+  });
+
+  it('a message the open channel refuses ends the output with one refusal, never a silent gap', () => {
+    for (const encoding of ['json', 'msgpack'] as const) {
+      // Smaller than any output message can be: the first piece is refused.
+      const { dc, tc, stats } = channel(encoding, undefined, 24);
+      const refusals: ErrorData[] = [];
+      tc.on('refused', (error) => refusals.push(error));
+      tc.sendOutput(Buffer.from('hello, world\r\n'));
+      tc.sendOutput(Buffer.from('more\r\n'));
+      assert.deepEqual(dc.sent, [], `${encoding}: nothing was sent`);
+      assert.equal(refusals.length, 1, `${encoding}: refused once, and no output was tried after it`);
+      assert.equal(refusals[0]!.code, ErrorCodes.OUTPUT_REFUSED);
+      assert.match(refusals[0]!.message, /refused a message of \d+ bytes \(it accepts up to 24\)/);
+      assert.equal(readStats(stats).bytesToBrowser, 0, `${encoding}: no byte counted as sent`);
+    }
   });
 
   it('sends a large read as messages of at most the chunk size, one native send each', () => {

@@ -75,6 +75,8 @@ export interface BrowserLinkEvents {
   acked: [offset: number];
   /** A handler on the channel threw (caught there); the browser got TG_ERR_INTERNAL. */
   fault: [error: ErrorData];
+  /** The open channel refused a message: the session cannot go on without a gap in what it sends. */
+  refused: [error: ErrorData];
   ended: [reason: LinkEnd];
 }
 
@@ -240,6 +242,7 @@ export class BrowserLink extends SafeEmitter<BrowserLinkEvents> {
     channel.on('acked', (offset) => this.safeEmit('acked', offset));
     channel.on('close', () => this.#end('browser-closed'));
     channel.on('fault', (error) => this.safeEmit('fault', error));
+    channel.on('refused', (error) => this.safeEmit('refused', error));
     // libdatachannel may deliver a channel that is already open.
     if (dc.isOpen()) this.#onChannelOpen();
   }

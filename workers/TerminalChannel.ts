@@ -58,6 +58,11 @@ export interface TerminalChannelEvents {
   drain: [];
   /** The browser acknowledged output through `offset` (a valid ack). */
   acked: [offset: number];
+  /**
+   * The open channel refused a message (e.g. larger than the browser's max-message-size): what follows
+   * could not arrive complete and in order, so no more output is sent and the session must end, saying why.
+   */
+  refused: [error: ErrorData];
   close: [];
 }
 
@@ -72,6 +77,8 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   /** Counts the output sent (each message's `offset`) and, for a browser that acks, bounds what is in flight. */
   readonly #window: AckWindow;
   #closed = false;
+  /** A message was refused while the channel was open (see the `refused` event). */
+  #sendRefused = false;
   /** The browser's largest message, read once the channel is open (see #messageLimit). */
   #limit: number | undefined;
   readonly #limiter: RateLimiter;
@@ -138,7 +145,8 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     const encoded = encodeOutbound(message, this.#encoding);
     try {
       this.#dc[typeof encoded === 'string' ? 'sendMessage' : 'sendMessageBinary'](encoded as never);
-    } catch {
+    } catch (err) {
+      if (this.isOpen) this.#onSendRefused(encoded, err);
       return false;
     }
     this.#stats[StatSlot.messagesToBrowser]! += 1;
@@ -151,7 +159,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
    * and in JSON mode only whole UTF-8 characters (an incomplete one at the end waits for the rest).
    */
   sendOutput(chunk: Buffer): void {
-    if (!this.isOpen) return;
+    if (!this.isOpen || this.#sendRefused) return;
     let bytes = this.#carry ? Buffer.concat([this.#carry, chunk]) : chunk;
     this.#carry = undefined;
     const json = this.#encoding === 'json';
@@ -214,7 +222,10 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     try {
       if (typeof encoded === 'string') this.#dc.sendMessage(encoded);
       else this.#dc.sendMessageBinary(encoded);
-    } catch {
+    } catch (err) {
+      // Refused by a channel that is closing: the replay buffer sends it again on resume. By an open one:
+      // a gap in the output, unless the session ends here.
+      if (this.isOpen) this.#onSendRefused(encoded, err);
       return false;
     }
     // Counted once sent: bytes a closing channel refused are the replay buffer's to send again.
@@ -224,6 +235,18 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     // A shell that is working keeps its session: output counts as activity, replies do not.
     this.#stats[StatSlot.lastActivityMs] = Date.now();
     return true;
+  }
+
+  /** The first message an open channel refused: no output follows it, and the session is told. */
+  #onSendRefused(encoded: string | Buffer, err: unknown): void {
+    if (this.#sendRefused) return;
+    this.#sendRefused = true;
+    const size = typeof encoded === 'string' ? Buffer.byteLength(encoded) : encoded.length;
+    const reason = err instanceof Error ? err.message : String(err);
+    this.safeEmit('refused', {
+      code: ErrorCodes.OUTPUT_REFUSED,
+      message: `the browser's channel refused a message of ${size} bytes (it accepts up to ${this.#messageLimit()}): ${reason}`,
+    });
   }
 
   /** Tells the browser about a refused message and counts it. */

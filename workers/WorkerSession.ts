@@ -256,6 +256,13 @@ export class WorkerSession {
     else void this.close(reason);
   }
 
+  /** The browser's channel refused a message: it is told why (a short one may still pass), then it ends. */
+  #sendRefused(link: BrowserLink, error: ErrorData): void {
+    this.#log.warn({ code: error.code, err: error.message }, "the browser's channel refused a message");
+    link.send({ type: 'error', code: error.code, message: error.message });
+    void this.close('peer-failed', error);
+  }
+
   /** The browser left the cloud without a close (a reload): a drop if resumable, else the cloud's end. */
   #browserGone(): void {
     if (!this.#replay || !this.#resumable || this.closing) void this.close('cloud-disconnect');
@@ -297,6 +304,7 @@ export class WorkerSession {
     // What a browser that acks has shown need not be kept for a resume: the ring holds only the rest.
     link.on('acked', (offset) => this.#replay?.acknowledge(offset));
     link.on('fault', (error) => this.#faults.count(error));
+    link.on('refused', (error) => this.#sendRefused(link, error));
     link.on('ended', (reason) => this.#linkEnded(link, reason));
   }
 }
