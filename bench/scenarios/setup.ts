@@ -136,7 +136,7 @@ export async function runSetup(o: SetupOptions): Promise<BenchReport> {
     {
       workers: o.workers,
       containers: o.containers,
-      maxSessions: o.sessions,
+      maxSessions: Math.max(o.sessions, o.sequential),
       loadProcesses,
       encoding: o.encoding,
       browserSetup: o.browserSetup,
