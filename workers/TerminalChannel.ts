@@ -59,8 +59,8 @@ export interface TerminalChannelEvents {
   /** The browser acknowledged output through `offset` (a valid ack). */
   acked: [offset: number];
   /**
-   * The open channel refused a message (e.g. larger than the browser's max-message-size): what follows
-   * could not arrive complete and in order, so no more output is sent and the session must end, saying why.
+   * The open channel refused a message larger than the browser's max-message-size: what follows could
+   * not arrive complete and in order, so no more output is sent and the session must end, saying why.
    */
   refused: [error: ErrorData];
   close: [];
@@ -77,7 +77,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   /** Counts the output sent (each message's `offset`) and, for a browser that acks, bounds what is in flight. */
   readonly #window: AckWindow;
   #closed = false;
-  /** A message was refused while the channel was open (see the `refused` event). */
+  /** A message too large for the browser was refused while the channel was open (the `refused` event). */
   #sendRefused = false;
   /** The browser's largest message, read once the channel is open (see #messageLimit). */
   #limit: number | undefined;
@@ -146,7 +146,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     try {
       this.#dc[typeof encoded === 'string' ? 'sendMessage' : 'sendMessageBinary'](encoded as never);
     } catch (err) {
-      if (this.isOpen) this.#onSendRefused(encoded, err);
+      this.#onSendFailed(encoded, err);
       return false;
     }
     this.#stats[StatSlot.messagesToBrowser]! += 1;
@@ -223,9 +223,7 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
       if (typeof encoded === 'string') this.#dc.sendMessage(encoded);
       else this.#dc.sendMessageBinary(encoded);
     } catch (err) {
-      // Refused by a channel that is closing: the replay buffer sends it again on resume. By an open one:
-      // a gap in the output, unless the session ends here.
-      if (this.isOpen) this.#onSendRefused(encoded, err);
+      this.#onSendFailed(encoded, err);
       return false;
     }
     // Counted once sent: bytes a closing channel refused are the replay buffer's to send again.
@@ -237,11 +235,17 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     return true;
   }
 
-  /** The first message an open channel refused: no output follows it, and the session is told. */
-  #onSendRefused(encoded: string | Buffer, err: unknown): void {
-    if (this.#sendRefused) return;
-    this.#sendRefused = true;
+  /**
+   * A send that failed. Most fail because the channel or its transport is closing, which the browser's
+   * drop or close ends anyway (and the replay buffer sends the output again on resume); the status may
+   * still say open for a moment then. A message larger than the browser accepts is refused by a channel
+   * that stays open: a gap in the output unless the session ends, so the first one is reported and no
+   * output follows it.
+   */
+  #onSendFailed(encoded: string | Buffer, err: unknown): void {
     const size = typeof encoded === 'string' ? Buffer.byteLength(encoded) : encoded.length;
+    if (size <= this.#messageLimit() || this.#sendRefused || !this.isOpen) return;
+    this.#sendRefused = true;
     const reason = err instanceof Error ? err.message : String(err);
     this.safeEmit('refused', {
       code: ErrorCodes.OUTPUT_REFUSED,
