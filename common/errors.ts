@@ -45,7 +45,7 @@ export const ErrorCodes = {
   INVALID_ACK: 'TG_ERR_INVALID_ACK',
   /** A resume offer for no session waiting to be resumed here, with a wrong token, or after the grace. */
   RESUME_REFUSED: 'TG_ERR_RESUME_REFUSED',
-  /** The browser's data channel refused a message of output (e.g. larger than its max-message-size). */
+  /** The browser's data channel refused a message larger than its max-message-size. */
   OUTPUT_REFUSED: 'TG_ERR_OUTPUT_REFUSED',
   /** A resume offer asks for output from an offset the session's replay buffer no longer holds. */
   RESUME_OFFSET_OUT_OF_RANGE: 'TG_ERR_RESUME_OFFSET_OUT_OF_RANGE',

@@ -75,7 +75,7 @@ export interface BrowserLinkEvents {
   acked: [offset: number];
   /** A handler on the channel threw (caught there); the browser got TG_ERR_INTERNAL. */
   fault: [error: ErrorData];
-  /** The open channel refused a message: the session cannot go on without a gap in what it sends. */
+  /** The open channel refused a message too large for the browser: the session cannot go on without a gap. */
   refused: [error: ErrorData];
   ended: [reason: LinkEnd];
 }
