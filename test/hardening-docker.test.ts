@@ -68,7 +68,7 @@ describe('a frozen Docker engine', () => {
     try {
       browser.type('echo before-$((1+1))\n');
       await browser.waitForScreen('before-2');
-      engine.freeze();
+      await engine.freeze();
       const [answer, offerMs] = await timed(() =>
         cloud.offer({ session_id: 'while-frozen', device_id: names[1], sdp, sdp_type: 'offer' }, 30_000),
       );
@@ -99,7 +99,7 @@ describe('a frozen Docker engine', () => {
     try {
       browser.type('sleep 1000 & echo open-$((2+2))\n');
       await browser.waitForScreen('open-4');
-      engine.freeze();
+      await engine.freeze();
       const [code, ms] = await timed(() => agent.stop('SIGTERM', 60_000));
       assert.equal(code, 0);
       assert.ok(ms <= SHUTDOWN_BOUND_MS, `the agent took ${ms.toFixed(0)} ms to stop`);

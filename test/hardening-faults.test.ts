@@ -5,33 +5,20 @@
  * agent is stopped cleanly, its drain finds no peer left open (exit status 0).
  */
 import assert from 'node:assert/strict';
-import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
 import { ErrorCodes } from '../common/errors.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { BrowserPeer, realOfferSdp } from './helpers/browser-peer.js';
-import {
-  docker,
-  removeContainers,
-  TEST_IMAGE,
-  shellsIn,
-  startContainers,
-  testContainerRunArgs,
-  uniquePrefix,
-} from './helpers/containers.js';
+import { docker, removeContainers, shellsIn, startContainers, uniquePrefix } from './helpers/containers.js';
 import { freePort, scrape, scrapeUntil } from './helpers/metrics.js';
+import { PrivateEngine } from './helpers/private-engine.js';
 import { onTeardown } from './helpers/teardown.js';
 import { TestCloud } from './helpers/test-cloud.js';
 import { untilNoShells } from './helpers/progress.js';
 
-const run = promisify(execFile);
 const prefix = uniquePrefix('fault');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let cloud: TestCloud;
@@ -175,7 +162,7 @@ describe('faults', () => {
     const agent = startAgent(['--docker-socket', engine.socket]);
     const browsers: BrowserPeer[] = [];
     try {
-      for (const name of names) await engine.docker(...testContainerRunArgs(name));
+      for (const name of names) await engine.runContainer(name);
       await cloud.waitForAgent();
       for (const name of names) browsers.push(await BrowserPeer.open(cloud, { device: name }));
       for (const b of browsers) await echo(b, 'before');
@@ -213,7 +200,7 @@ describe('faults', () => {
     } finally {
       for (const b of browsers) b.close();
       await stopClean(agent);
-      await engine.destroy(names);
+      await engine.destroy();
     }
   });
 
@@ -450,102 +437,6 @@ async function shellsOf(container: string): Promise<number> {
     .split('\n')
     .slice(1)
     .filter((l) => !l.includes('docker-init') && !l.includes('/bin/sleep 1000000')).length;
-}
-
-/**
- * A Docker engine of the test's own, on its own socket, data and exec roots, started the way
- * scripts/docker-up.sh starts the shared one. Restarting it stops its containers, and only its: the
- * shared engine the other tests use is never touched.
- */
-class PrivateEngine {
-  readonly dir: string;
-  readonly socket: string;
-  #process: ChildProcess | undefined;
-
-  private constructor() {
-    this.dir = path.join(os.tmpdir(), `tgd-${randomBytes(3).toString('hex')}`);
-    this.socket = path.join(this.dir, 'd.sock');
-    mkdirSync(this.dir, { recursive: true });
-  }
-
-  static async start(): Promise<PrivateEngine> {
-    const engine = new PrivateEngine();
-    await engine.start();
-    // The stand-in image comes from the shared engine.
-    await run('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H unix://${engine.socket} load -q`]);
-    return engine;
-  }
-
-  async docker(...args: string[]): Promise<string> {
-    const { stdout } = await run('docker', ['-H', `unix://${this.socket}`, ...args]);
-    return stdout.trim();
-  }
-
-  async start(): Promise<void> {
-    this.#process = spawn(
-      'dockerd',
-      [
-        '--host',
-        `unix://${this.socket}`,
-        '--data-root',
-        path.join(this.dir, 'data'),
-        '--exec-root',
-        path.join(this.dir, 'x'),
-        '--pidfile',
-        path.join(this.dir, 'd.pid'),
-        '--bridge=none',
-        '--iptables=false',
-        '--ip-forward=false',
-      ],
-      { stdio: 'ignore', detached: true },
-    );
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (
-        await this.docker('info').then(
-          () => true,
-          () => false,
-        )
-      )
-        return;
-      if (Date.now() > deadline) throw new Error('the private Docker engine did not answer');
-      await sleep(200);
-    }
-  }
-
-  /** Stops the engine (its containers stop with it) and waits for it to be gone. */
-  async stop(): Promise<void> {
-    const child = this.#process;
-    this.#process = undefined;
-    if (!child || child.exitCode !== null) return;
-    child.kill('SIGTERM');
-    await once(child, 'exit');
-  }
-
-  async waitForNoShells(names: string[], timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const left: string[] = [];
-      for (const name of names) {
-        const out = await this.docker('top', name, '-o', 'pid,args');
-        left.push(
-          ...out
-            .split('\n')
-            .slice(1)
-            .filter((l) => !l.includes('docker-init') && !l.includes('/bin/sleep 1000000')),
-        );
-      }
-      if (left.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`shells left behind:\n${left.join('\n')}`);
-      await sleep(100);
-    }
-  }
-
-  async destroy(names: string[]): Promise<void> {
-    await this.docker('rm', '-f', ...names).catch(() => undefined);
-    await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
 }
 
 interface ChildBrowser {

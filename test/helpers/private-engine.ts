@@ -5,62 +5,70 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { TEST_IMAGE, testContainerRunArgs } from './containers.js';
 
 const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long a stopped engine's threads may take to reach the stopped state (measured: 3 ms at most). */
+const FREEZE_DEADLINE_MS = 5_000;
 
 export class PrivateEngine {
   readonly dir: string;
   readonly socket: string;
-  readonly #child: ChildProcess;
   readonly containers: string[] = [];
+  #child: ChildProcess | undefined;
 
   private constructor(dir: string) {
     this.dir = dir;
     this.socket = path.join(dir, 'docker.sock');
-    this.#child = spawn(
+  }
+
+  /** The running engine's PID, recorded when this test started it. */
+  get pid(): number {
+    const pid = this.#child?.pid;
+    if (pid === undefined || !this.#running()) throw new Error('the private engine is not running');
+    return pid;
+  }
+
+  static async start(): Promise<PrivateEngine> {
+    const engine = new PrivateEngine(mkdtempSync(path.join(os.tmpdir(), 'tg-engine-')));
+    await engine.start();
+    await run('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H unix://${engine.socket} load -q`]);
+    return engine;
+  }
+
+  /** Starts the engine (again, after `stop()`) and waits until it answers. */
+  async start(): Promise<void> {
+    const child = spawn(
       'dockerd',
       [
         '--host',
         `unix://${this.socket}`,
         '--data-root',
-        path.join(dir, 'data'),
+        path.join(this.dir, 'data'),
         '--exec-root',
-        path.join(dir, 'exec'),
+        path.join(this.dir, 'exec'),
         '--pidfile',
-        path.join(dir, 'dockerd.pid'),
+        path.join(this.dir, 'dockerd.pid'),
         '--bridge=none',
         '--iptables=false',
         '--ip-forward=false',
       ],
-      { stdio: 'ignore' },
+      // A session of its own: a stopped process in the test's process group would be sent SIGCONT by the
+      // kernel when that group becomes orphaned (POSIX job control), thawing a frozen engine.
+      { stdio: 'ignore', detached: true },
     );
-  }
-
-  /** The engine's PID, recorded when this test started it. */
-  get pid(): number {
-    return this.#child.pid!;
-  }
-
-  static async start(): Promise<PrivateEngine> {
-    const engine = new PrivateEngine(mkdtempSync(path.join(os.tmpdir(), 'tg-engine-')));
+    this.#child = child;
     const deadline = Date.now() + 60_000;
-    while (
-      !(await engine.docker('info').then(
-        () => true,
-        () => false,
-      ))
-    ) {
-      if (Date.now() > deadline || engine.#child.exitCode !== null)
+    while (!(await this.#answers())) {
+      if (Date.now() > deadline || child.exitCode !== null)
         throw new Error('the private engine did not start');
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
-    await run('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H unix://${engine.socket} load -q`]);
-    return engine;
   }
 
   async docker(...args: string[]): Promise<string> {
@@ -74,9 +82,19 @@ export class PrivateEngine {
     this.containers.push(name);
   }
 
-  /** Freezes the engine (SIGSTOP): its socket accepts connections and answers nothing. */
-  freeze(): void {
-    process.kill(this.pid, 'SIGSTOP');
+  /**
+   * Freezes the engine (SIGSTOP): its socket accepts connections and answers nothing. Returns once every
+   * thread is stopped: `kill()` returns before they are, and a running thread answered a request sent
+   * right after it in 10 of 200 tries here.
+   */
+  async freeze(): Promise<void> {
+    const pid = this.pid;
+    process.kill(pid, 'SIGSTOP');
+    const deadline = Date.now() + FREEZE_DEADLINE_MS;
+    while (!allThreadsStopped(pid)) {
+      if (Date.now() > deadline) throw new Error(`the private engine (PID ${pid}) did not stop`);
+      await sleep(1);
+    }
   }
 
   thaw(): void {
@@ -93,18 +111,61 @@ export class PrivateEngine {
       .filter((cmd) => cmd && !cmd.includes('docker-init') && cmd !== '/bin/sleep 1000000');
   }
 
+  /** Waits until no shell is left in any of the containers `names`. */
+  async waitForNoShells(names: string[], timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = (await Promise.all(names.map((name) => this.shellsIn(name)))).flat();
+      if (left.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`shells left behind:\n${left.join('\n')}`);
+      await sleep(100);
+    }
+  }
+
+  /** Stops the engine (its containers stop with it) and waits until it is gone. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child || !this.#running()) return;
+    process.kill(child.pid!, 'SIGCONT'); // a frozen engine cannot act on SIGTERM
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await once(child, 'exit');
+    clearTimeout(timer);
+  }
+
   /** Removes its containers, stops the engine (by its PID) and deletes its directory. */
   async destroy(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
+    if (this.#running()) {
       this.thaw();
       if (this.containers.length > 0)
         await this.docker('rm', '-f', ...this.containers).catch(() => undefined);
-      this.#child.kill('SIGTERM');
-      const timer = setTimeout(() => this.#child.kill('SIGKILL'), 30_000);
-      await once(this.#child, 'exit');
-      clearTimeout(timer);
+      await this.stop();
     }
     // Container mounts under the data root are gone with the engine; what is left is plain files.
     rmSync(this.dir, { recursive: true, force: true });
   }
+
+  #running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  #answers(): Promise<boolean> {
+    return this.docker('info').then(
+      () => true,
+      () => false,
+    );
+  }
+}
+
+/** True when every thread of `pid` is in the stopped state (`T` in /proc/<pid>/task/<tid>/stat). */
+function allThreadsStopped(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // The state follows the command name, which is in parentheses and may itself hold any character.
+      return stat[stat.lastIndexOf(')') + 2] === 'T';
+    } catch {
+      return true; // the thread ended meanwhile
+    }
+  });
 }
