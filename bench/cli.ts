@@ -80,6 +80,11 @@ async function main(argv: string[]): Promise<void> {
     .option('--idle <n>', 'echo: idle sessions kept open meanwhile (200)', positive)
     .option('--bytes <n>', 'throughput: bytes of each line-output transfer, yes/seq/cat (50000000)', positive)
     .option('--block-bytes <n>', 'throughput: bytes of the dd bs=64k transfer (200000000)', positive)
+    .option(
+      '--rounds <n>',
+      'throughput: rounds of the one-session rows, sides alternated; each row shows the medians (3)',
+      positive,
+    )
     .option('--parallel <n>', 'throughput: sessions streaming at once (20)', positive)
     .option('--parallel-bytes <n>', 'throughput: bytes per parallel session (20000000)', positive)
     .option('--steps <list>', 'capacity: session counts to ramp through (100,250,500,1000)', list)

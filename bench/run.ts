@@ -23,6 +23,7 @@ export interface ScenarioSizes {
   bytes?: number;
   parallel?: number;
   parallelBytes?: number;
+  rounds?: number;
   blockBytes?: number;
   steps?: number[];
   window?: number;
@@ -66,6 +67,7 @@ export async function runScenario(
         parallel: f.parallel ?? d.parallel,
         parallelBytes: f.parallelBytes ?? d.parallelBytes,
         blockBytes: f.blockBytes ?? d.blockBytes,
+        rounds: f.rounds ?? d.rounds,
       });
     }
     case 'capacity': {

@@ -28,6 +28,36 @@ export interface Run {
   errors: string[];
 }
 
+/**
+ * One side of a row over several rounds: the median MB/s and CPU per MB (each its own median), with the
+ * rounds' transfers, checks and errors all counted. The rounds themselves stay in `rounds`.
+ */
+export function medianRun(runs: Run[]): Run & { rounds?: Run[] } {
+  if (runs.length === 1) return runs[0]!;
+  const sum = (
+    key: 'bytes' | 'seconds' | 'cpuSeconds' | 'loadCpuSeconds' | 'completed' | 'exact' | 'transfers',
+  ) => runs.reduce((total, r) => total + r[key], 0);
+  return {
+    mbPerSecond: median(runs.map((r) => r.mbPerSecond)),
+    cpuMsPerMb: median(runs.map((r) => r.cpuMsPerMb)),
+    bytes: sum('bytes'),
+    seconds: sum('seconds'),
+    cpuSeconds: sum('cpuSeconds'),
+    loadCpuSeconds: sum('loadCpuSeconds'),
+    completed: sum('completed'),
+    exact: sum('exact'),
+    transfers: sum('transfers'),
+    errors: runs.flatMap((r) => r.errors).slice(0, 5),
+    rounds: runs,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export interface WorkloadRuns {
   workload: BulkWorkload;
   bytes: number;

@@ -14,7 +14,14 @@ import { expectedDigest, LINE_WORKLOADS, type BulkWorkload, type OutputDigest } 
 import { row, type BenchReport } from '../report.js';
 import type { Encoding } from '../../common/protocol/terminal-messages.js';
 import { report, setupRows, shownArgs, sleep, startClock, withHarness } from './common.js';
-import { floorRows, manyRows, singleRows, type Run, type WorkloadRuns } from './throughput-rows.js';
+import {
+  floorRows,
+  manyRows,
+  medianRun,
+  singleRows,
+  type Run,
+  type WorkloadRuns,
+} from './throughput-rows.js';
 import { transportFloor } from '../load/transport-floor.js';
 import { OUTPUT_CHUNK_BYTES } from '../../src/config/agent-config.js';
 
@@ -29,6 +36,12 @@ export interface ThroughputOptions extends CommonOptions {
   parallel: number;
   /** Bytes each of them prints. */
   parallelBytes: number;
+  /**
+   * Rounds of the one-session rows. A round runs msgpack, the direct exec and JSON one after another, the
+   * next round in the reverse order; each row shows the medians. One round on this 2-core machine moves
+   * a ratio by up to ±0.2 (bench/results/README.md).
+   */
+  rounds: number;
 }
 
 export const throughputDefaults = {
@@ -36,12 +49,14 @@ export const throughputDefaults = {
   blockBytes: 200_000_000,
   parallel: 20,
   parallelBytes: 20_000_000,
+  rounds: 3,
 };
 export const throughputQuick = {
   bytes: 1_000_000,
   blockBytes: 4_000_000,
   parallel: 3,
   parallelBytes: 1_000_000,
+  rounds: 1,
 };
 
 /** A transfer that failed, or whose length or sha256 is not what its workload prints. */
@@ -117,7 +132,10 @@ async function openOrThrow(
   return s;
 }
 
-/** One session per encoding and one direct exec, each workload on all three, the direct exec between. */
+/**
+ * One session per encoding and one direct exec, each workload on all three, the direct exec between, in
+ * `o.rounds` rounds that alternate the order; each side's run is the median of its rounds (medianRun).
+ */
 async function singleSessions(h: BenchHarness, o: ThroughputOptions): Promise<WorkloadRuns[]> {
   const tg = {
     msgpack: await openOrThrow(h, 'termgate', 0, 'msgpack'),
@@ -139,12 +157,18 @@ async function singleSessions(h: BenchHarness, o: ThroughputOptions): Promise<Wo
       const expected = expectedDigest(workload, bytes);
       const say = (who: string) =>
         o.progress && process.stderr.write(`throughput: ${workload} ${bytes / 1e6} MB, ${who}\n`);
-      say('termgate msgpack');
-      const msgpack = await bulk(h, 'termgate', [tg.msgpack], bytes, workload, expected);
-      say('direct exec');
-      const baseline = await bulk(h, 'baseline', [bl], bytes, workload, expected);
-      say('termgate json');
-      const json = await bulk(h, 'termgate', [tg.json], bytes, workload, expected);
+      const sides = [
+        { name: 'termgate msgpack', kind: 'termgate', session: tg.msgpack, runs: [] as Run[] },
+        { name: 'direct exec', kind: 'baseline', session: bl, runs: [] as Run[] },
+        { name: 'termgate json', kind: 'termgate', session: tg.json, runs: [] as Run[] },
+      ] as const;
+      for (let round = 0; round < o.rounds; round++) {
+        for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+          say(`${side.name}${o.rounds > 1 ? `, round ${round + 1} of ${o.rounds}` : ''}`);
+          side.runs.push(await bulk(h, side.kind, [side.session], bytes, workload, expected));
+        }
+      }
+      const [msgpack, baseline, json] = sides.map((side) => medianRun(side.runs)) as [Run, Run, Run];
       runs.push({ workload, bytes, termgate: { msgpack, json }, baseline });
     }
     return runs;
@@ -236,6 +260,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> 
           blockBytes: o.blockBytes,
           parallel: o.parallel,
           parallelBytes: o.parallelBytes,
+          rounds: o.rounds,
           loadProcesses,
           containers,
         },
