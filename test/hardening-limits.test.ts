@@ -18,6 +18,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const OFFER_RATE = 5;
 const MESSAGE_RATE = 50;
 const PINGS = 1000;
+/** Output of the ack test: well past the agent's ack window (256 KiB), many times over. */
+const STREAM_BYTES = 8_000_000;
 const STALL_MS = 30_000;
 const codeOf = (a: AnswerMessage) => (a.status === 'error' ? a.code : 'success');
 
@@ -199,6 +201,39 @@ describe('limits', () => {
         assert.match(error.type === 'error' ? error.message : '', /more than 50 messages a second/);
       }
       console.log(`# ping flood: ${seen}`);
+    } finally {
+      browser.close();
+    }
+    await stack.cloud.waitForDisconnectNotice(browser.sessionId);
+  });
+
+  it('--max-messages-per-second: acks over the rate are still taken, so a fast stream never stalls on a dropped one', async () => {
+    await refill();
+    // An ack every 1 KiB: far more acks a second than the rate, at any speed this stream can reach.
+    const browser = await BrowserPeer.open(stack.cloud, {
+      device: stack.containers[1]!,
+      ack: true,
+      ackEveryBytes: 1024,
+    });
+    try {
+      const started = performance.now();
+      browser.type(`sh -c 'yes 0123456789abcdef | head -c ${STREAM_BYTES}'; echo streamed-$((3+4))\n`);
+      await untilProgress({
+        what: `${STREAM_BYTES} bytes of output and the marker after them`,
+        stallMs: STALL_MS,
+        pollMs: 250,
+        progress: () => browser.outputBytes,
+        done: () => browser.tail().includes('streamed-7'),
+      });
+      const seconds = (performance.now() - started) / 1000;
+      const acks = Math.floor(browser.outputBytes / 1024);
+      // The TTY turns each line's \n into \r\n: more bytes arrive than were printed.
+      assert.ok(browser.outputBytes > STREAM_BYTES, `${browser.outputBytes} bytes`);
+      assert.ok(
+        acks > MESSAGE_RATE + MESSAGE_RATE * seconds,
+        `the acks (about ${acks} in ${seconds.toFixed(1)} s) were over the rate`,
+      );
+      console.log(`# acks over the rate: about ${acks} acks in ${seconds.toFixed(1)} s, the stream complete`);
     } finally {
       browser.close();
     }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { createSessionStats, readStats, statsView } from '../common/protocol/session-stats.js';
+import { createSessionStats, readStats, StatSlot, statsView } from '../common/protocol/session-stats.js';
 import {
   decodeOutbound,
   encodeInbound,
@@ -71,6 +71,7 @@ function channel(
   encoding: Encoding,
   start?: ChannelStart,
   limit?: number,
+  maxMessagesPerSecond = 1000,
 ): { dc: RecordingChannel; tc: TerminalChannel; stats: Float64Array } {
   const dc = new RecordingChannel();
   if (limit) dc.limit = limit;
@@ -82,7 +83,7 @@ function channel(
       outputChunkBytes: CHUNK,
       highWaterMark: 1 << 20,
       lowWaterMark: 1 << 18,
-      maxMessagesPerSecond: 1000,
+      maxMessagesPerSecond,
       ackWindowBytes: 256 * 1024,
     },
     stats,
@@ -330,6 +331,31 @@ describe('TerminalChannel ack window', () => {
     );
     tc.sendOutput(Buffer.alloc(490, 0x41));
     assert.equal(tc.congested, true, 'the refused acks left the acknowledged offset at 500');
+  });
+
+  it('takes every ack that moves the window on, over the message rate too: a dropped one would stall the output', () => {
+    for (const encoding of ['json', 'msgpack'] as const) {
+      const rate = 5;
+      const { dc, tc, stats } = channel(encoding, undefined, undefined, rate);
+      let drains = 0;
+      tc.on('drain', () => drains++);
+      dc.receive(encodeInbound({ type: 'ack', offset: 0 }, encoding));
+      for (let i = 0; i < 3 * rate; i++) dc.receive(encodeInbound({ type: 'ping' }, encoding));
+      const pongs = () => dc.sent.map((raw) => decodeOutbound(raw)).filter((m) => m.type === 'pong').length;
+      assert.ok(pongs() < 3 * rate, `${encoding}: the pings were limited (${pongs()} pongs)`);
+      dc.sent = [];
+      tc.sendOutput(Buffer.alloc(WINDOW, 0x41));
+      assert.equal(tc.congested, true, encoding);
+      dc.receive(encodeInbound({ type: 'ack', offset: WINDOW }, encoding));
+      assert.equal(tc.congested, false, `${encoding}: the ack over the rate opened the window`);
+      assert.equal(drains, 1, encoding);
+      // Over the rate, anything else is still dropped, a repeated ack included (it moves nothing).
+      const refusedBefore = stats[StatSlot.protocolErrors]!;
+      dc.receive(encodeInbound({ type: 'ack', offset: WINDOW }, encoding));
+      dc.receive(encodeInbound({ type: 'ping' }, encoding));
+      assert.equal(stats[StatSlot.protocolErrors]! - refusedBefore, 2, encoding);
+      assert.equal(pongs(), 0, encoding);
+    }
   });
 
   it('refuses a malformed ack at the edge', () => {

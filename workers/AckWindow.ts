@@ -39,6 +39,11 @@ export class AckWindow {
     return this.#sent;
   }
 
+  /** True if an ack of `offset` would move the window forward (a valid ack that is not a repeat). */
+  advancedBy(offset: number): boolean {
+    return offset > this.#acked && offset <= this.#sent;
+  }
+
   /** True while the browser acks and the unacknowledged output has reached the window. */
   get full(): boolean {
     return this.#active && this.#sent - this.#acked >= this.#windowBytes;

@@ -343,6 +343,15 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
     // lasts (the bucket lets one message through now and then, which must not restart the telling).
     const now = performance.now();
     if (!this.#limiter.tryTake(now)) {
+      // Flow control is never dropped: an ack lost while the window is full would stall the session for
+      // good, since the browser has nothing new to acknowledge until more output comes. Over the rate,
+      // only a message small enough to be an ack is decoded, and only an ack that moves the window on is
+      // taken (so a flood of acks costs no more than the output it acknowledges).
+      const offset = ackOffset(input);
+      if (offset !== undefined && this.#window.advancedBy(offset)) {
+        this.#ack(offset);
+        return;
+      }
       this.#stats[StatSlot.protocolErrors]! += 1;
       if (now - this.#rateErrorAtMs >= 1000) {
         this.#rateErrorAtMs = now;
@@ -413,4 +422,18 @@ function toInput(raw: unknown): string | Buffer | undefined {
   if (raw instanceof ArrayBuffer) return Buffer.from(raw);
   if (ArrayBuffer.isView(raw)) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   return undefined;
+}
+
+/** The largest encoded `ack` ({"type":"ack","offset":9007199254740991} is 40 bytes in JSON). */
+const MAX_ACK_BYTES = 64;
+
+/** The offset of an `ack` message, or undefined for anything else (left to the caller to refuse). */
+function ackOffset(input: string | Buffer | undefined): number | undefined {
+  if (input === undefined) return undefined;
+  try {
+    const { message } = decodeInbound(input, MAX_ACK_BYTES);
+    return message.type === 'ack' ? message.offset : undefined;
+  } catch {
+    return undefined;
+  }
 }

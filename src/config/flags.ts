@@ -317,8 +317,9 @@ export const AGENT_FLAGS = {
     env: 'TERMGATE_MAX_MESSAGES_PER_SECOND',
     parse: integer(1, 1_000_000),
     default: '1000',
-    help: 'data channel messages one session may send per second; past it they are dropped with an error',
-    readme: 'data channel messages one session may send a second',
+    help: 'data channel messages one session may send per second; past it they are dropped with an error (acks that move the flow-control window on are always taken)',
+    readme:
+      'data channel messages one session may send a second; an `ack` that moves the window on is taken past it too (flow control: dropping it could stall the output)',
   }),
   ackWindow: spec({
     flag: '--ack-window <bytes>',

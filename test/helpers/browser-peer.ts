@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import nodeDataChannel from 'node-datachannel';
 import { AGENT_CHECKS_FIRST_MS, withoutCandidates } from '../../bench/load/offerer-race.js';
-import { AckPacer } from '../../common/AckPacer.js';
+import { AckPacer, DEFAULT_ACK_PACING } from '../../common/AckPacer.js';
 import { ModelledScreen } from './modelled-screen.js';
 import { TAG_SESSION } from '../../common/process-tags.js';
 import type { AnswerMessage } from '../../common/protocol/signaling.js';
@@ -44,6 +44,8 @@ export interface OpenOptions {
    * puts the session under the agent's flow-control window.
    */
   ack?: boolean;
+  /** Ack once this many more bytes were consumed (AckPacer's `everyBytes`; the page's pacing if unset). */
+  ackEveryBytes?: number;
   /**
    * Output counts as consumed (acked) only once a modelled screen has shown it at this rate, as behind a
    * page whose terminal is slower than the program (ModelledScreen). Implies `ack`.
@@ -143,8 +145,12 @@ export class BrowserPeer {
     this.sessionId = sessionId;
     this.encoding = options.encoding ?? 'json';
     this.#onOutput = options.onOutput;
-    if (options.ack || options.showsBytesPerSecond) {
-      const acks = new AckPacer((offset) => this.send({ type: 'ack', offset }));
+    if (options.ack || options.showsBytesPerSecond || options.ackEveryBytes) {
+      const pacing = {
+        ...DEFAULT_ACK_PACING,
+        everyBytes: options.ackEveryBytes ?? DEFAULT_ACK_PACING.everyBytes,
+      };
+      const acks = new AckPacer((offset) => this.send({ type: 'ack', offset }), pacing);
       this.#acks = acks;
       if (options.showsBytesPerSecond) {
         this.#screen = new ModelledScreen(options.showsBytesPerSecond, (offset) => acks.consumed(offset));
