@@ -118,7 +118,11 @@ export async function cycleContainer(name: string, action: 'restart' | 'stop' | 
 
 /** Command lines of the processes in a container, minus its init and its sleep. */
 export async function shellsIn(container: string): Promise<string[]> {
-  const out = await docker('top', container, '-o', 'pid,args');
+  return shellsInTop(await docker('top', container, '-o', 'pid,args'));
+}
+
+/** The shells in `docker top CONTAINER -o pid,args` output: every command but the init and the sleep. */
+export function shellsInTop(out: string): string[] {
   return out
     .split('\n')
     .slice(1)

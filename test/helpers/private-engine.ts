@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { TEST_IMAGE, testContainerRunArgs } from './containers.js';
+import { shellsInTop, TEST_IMAGE, testContainerRunArgs } from './containers.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -103,12 +103,7 @@ export class PrivateEngine {
 
   /** Command lines in a container other than its init and its sleep. */
   async shellsIn(name: string): Promise<string[]> {
-    const out = await this.docker('top', name, '-o', 'pid,args');
-    return out
-      .split('\n')
-      .slice(1)
-      .map((l) => l.trim().replace(/^\d+\s+/, ''))
-      .filter((cmd) => cmd && !cmd.includes('docker-init') && cmd !== '/bin/sleep 1000000');
+    return shellsInTop(await this.docker('top', name, '-o', 'pid,args'));
   }
 
   /** Waits until no shell is left in any of the containers `names`. */
