@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { medianRun, type Run } from '../bench/scenarios/throughput-rows.js';
+import { medianBurnedRun, medianRun, type Run } from '../bench/scenarios/throughput-rows.js';
 
 function run(mbPerSecond: number, cpuMsPerMb: number, exact = 1): Run {
   return {
@@ -42,5 +42,16 @@ describe('a throughput row over several rounds', () => {
     assert.deepEqual(m.errors, ['sha256 differs']);
     assert.equal(m.bytes, 3_000_000);
     assert.equal(m.rounds?.length, 3);
+  });
+
+  it("gives the direct exec beside a burner the median of the burner's shares too", () => {
+    const m = medianBurnedRun([
+      { ...run(6, 30), burnShare: 0.3 },
+      { ...run(4, 10), burnShare: 0.1 },
+      { ...run(5, 40), burnShare: 0.2 },
+    ]);
+    assert.equal(m.mbPerSecond, 5);
+    assert.equal(m.burnShare, 0.2);
+    assert.equal(m.transfers, 3);
   });
 });

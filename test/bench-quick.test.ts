@@ -39,7 +39,7 @@ after(() => rmSync(outDir, { recursive: true, force: true }));
 const POSITIVE: Record<Scenario, RegExp[]> = {
   setup: [/^offer→/, /^sessions per second$/],
   echo: [/^keystroke round trip/],
-  throughput: [/: one session$/, /: aggregate$/],
+  throughput: [/: one session$/, /: aggregate$/, /beside the simulated browser's CPU$/],
   capacity: [/: RSS$/, /: open fds$/],
   soak: [/^cycle/, /^RSS warm base$/, /^open fds base$/],
   browser: [/^Chromium offer→pty_connected/],

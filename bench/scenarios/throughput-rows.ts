@@ -52,6 +52,16 @@ export function medianRun(runs: Run[]): Run & { rounds?: Run[] } {
   };
 }
 
+/** A direct exec's run beside a process taking a share of a core (bench/load/cpu-burner.ts). */
+export interface BurnedRun extends Run {
+  /** Share of a core the burner really took. */
+  burnShare: number;
+}
+
+export function medianBurnedRun(runs: BurnedRun[]): BurnedRun {
+  return { ...medianRun(runs), burnShare: median(runs.map((r) => r.burnShare)) };
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -63,6 +73,8 @@ export interface WorkloadRuns {
   bytes: number;
   termgate: Record<Encoding, Run>;
   baseline: Run;
+  /** The direct exec again, beside a process taking the share of a core the simulated browser took. */
+  besideBrowser: BurnedRun;
   /** What a bare node-datachannel sender cost per MB for the msgpack session's bytes, at its MB/s. */
   floor?: FloorResult;
 }
@@ -92,6 +104,35 @@ export function singleRows(runs: WorkloadRuns[]): ResultRow[] {
         ),
       ];
     });
+  });
+}
+
+/**
+ * Each session beside the direct exec run on a host with the simulated browser's CPU taken. A real
+ * browser is not on the agent's host; the bench's is, and on a saturated 2-core host the CPU it takes is
+ * the producer's (bench/results/README.md). No target: these rows say how much of a session's gap to the
+ * direct exec is that.
+ */
+export function besideRows(runs: WorkloadRuns[]): ResultRow[] {
+  return runs.flatMap(({ workload, bytes, termgate, baseline, besideBrowser }) => {
+    const { label } = workloadSpec(workload, bytes, '');
+    const taken = `${Math.round(besideBrowser.burnShare * 100)}% of a core`;
+    return [
+      row(
+        `${label}: direct exec beside a process taking the simulated browser's CPU (${taken}) vs alone`,
+        'MB/s',
+        besideBrowser.mbPerSecond,
+        baseline.mbPerSecond,
+      ),
+      ...ENCODINGS.map((encoding) =>
+        row(
+          `${label}, ${encoding}: one session vs the direct exec beside the simulated browser's CPU`,
+          'MB/s',
+          termgate[encoding].mbPerSecond,
+          besideBrowser.mbPerSecond,
+        ),
+      ),
+    ];
   });
 }
 

@@ -15,13 +15,17 @@ import { row, type BenchReport } from '../report.js';
 import type { Encoding } from '../../common/protocol/terminal-messages.js';
 import { report, setupRows, shownArgs, sleep, startClock, withHarness } from './common.js';
 import {
+  besideRows,
   floorRows,
   manyRows,
+  medianBurnedRun,
   medianRun,
   singleRows,
+  type BurnedRun,
   type Run,
   type WorkloadRuns,
 } from './throughput-rows.js';
+import { CpuBurner } from '../load/cpu-burner.js';
 import { transportFloor } from '../load/transport-floor.js';
 import { OUTPUT_CHUNK_BYTES } from '../../src/config/agent-config.js';
 
@@ -162,18 +166,45 @@ async function singleSessions(h: BenchHarness, o: ThroughputOptions): Promise<Wo
         { name: 'direct exec', kind: 'baseline', session: bl, runs: [] as Run[] },
         { name: 'termgate json', kind: 'termgate', session: tg.json, runs: [] as Run[] },
       ] as const;
+      const beside: BurnedRun[] = [];
       for (let round = 0; round < o.rounds; round++) {
+        const ofRound = o.rounds > 1 ? `, round ${round + 1} of ${o.rounds}` : '';
         for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
-          say(`${side.name}${o.rounds > 1 ? `, round ${round + 1} of ${o.rounds}` : ''}`);
+          say(`${side.name}${ofRound}`);
           side.runs.push(await bulk(h, side.kind, [side.session], bytes, workload, expected));
         }
+        const share = browserShare(sides[0].runs[round]!, sides[2].runs[round]!);
+        say(`direct exec beside ${(share * 100).toFixed(0)}% of a core taken${ofRound}`);
+        beside.push(await besideBurner(share, () => bulk(h, 'baseline', [bl], bytes, workload, expected)));
       }
       const [msgpack, baseline, json] = sides.map((side) => medianRun(side.runs)) as [Run, Run, Run];
-      runs.push({ workload, bytes, termgate: { msgpack, json }, baseline });
+      runs.push({
+        workload,
+        bytes,
+        termgate: { msgpack, json },
+        baseline,
+        besideBrowser: medianBurnedRun(beside),
+      });
     }
     return runs;
   } finally {
     await h.closeSessions(all);
+  }
+}
+
+/** Share of a core the simulated browser took in a round: the mean of its msgpack and JSON sessions'. */
+function browserShare(msgpack: Run, json: Run): number {
+  return (msgpack.loadCpuSeconds / msgpack.seconds + json.loadCpuSeconds / json.seconds) / 2;
+}
+
+/** A direct exec's run beside a process taking `share` of a core, with the share it really took. */
+async function besideBurner(share: number, run: () => Promise<Run>): Promise<BurnedRun> {
+  const burner = await CpuBurner.start(share);
+  try {
+    const result = await run();
+    return { ...result, burnShare: (await burner.close()).share };
+  } finally {
+    await burner.close();
   }
 }
 
@@ -236,11 +267,12 @@ export async function runThroughput(o: ThroughputOptions): Promise<BenchReport> 
       await sleep(1000);
       const manyBl = await manyStreams(h, 'baseline', o);
       const all = [...single.flatMap((r) => [r.termgate.msgpack, r.termgate.json]), manyTg];
-      const baselines = [...single.map((r) => r.baseline), manyBl];
+      const baselines = [...single.flatMap((r) => [r.baseline, r.besideBrowser]), manyBl];
       const count = (runs: Run[], key: 'exact' | 'transfers') => runs.reduce((n, r) => n + r[key], 0);
       const notExact = (runs: Run[]) => count(runs, 'transfers') - count(runs, 'exact');
       const rows = [
         ...singleRows(single),
+        ...besideRows(single),
         ...floorRows(single, OUTPUT_CHUNK_BYTES),
         ...manyRows(o, manyTg, manyBl),
         row('transfers checked', 'count', count(all, 'transfers'), count(baselines, 'transfers')),
