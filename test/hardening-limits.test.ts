@@ -207,7 +207,7 @@ describe('limits', () => {
     await stack.cloud.waitForDisconnectNotice(browser.sessionId);
   });
 
-  it('--max-messages-per-second: acks over the rate are still taken, so a fast stream never stalls on a dropped one', async () => {
+  it('--max-messages-per-second: acks never use up the rate, so a fast stream never stalls on a dropped one and a line typed during it is taken', async () => {
     await refill();
     // An ack every 1 KiB: far more acks a second than the rate, at any speed this stream can reach.
     const browser = await BrowserPeer.open(stack.cloud, {
@@ -215,16 +215,30 @@ describe('limits', () => {
       ack: true,
       ackEveryBytes: 1024,
     });
+    const refused = () =>
+      browser.messages.some((m) => m.type === 'error' && m.code === 'TG_ERR_RATE_LIMITED');
     try {
       const started = performance.now();
       browser.type(`sh -c 'yes 0123456789abcdef | head -c ${STREAM_BYTES}'; echo streamed-$((3+4))\n`);
+      // Typed mid-stream, while the acks come far faster than the rate: the shell runs it after the
+      // stream, and its output is the proof it was taken.
       await untilProgress({
-        what: `${STREAM_BYTES} bytes of output and the marker after them`,
+        what: 'the first MB of output',
+        stallMs: STALL_MS,
+        pollMs: 10,
+        progress: () => browser.outputBytes,
+        done: () => browser.outputBytes >= 1_000_000,
+      });
+      browser.type('echo typed-$((5+6))\n');
+      await untilProgress({
+        what: `${STREAM_BYTES} bytes of output, the marker after them and the typed line's output`,
         stallMs: STALL_MS,
         pollMs: 250,
         progress: () => browser.outputBytes,
-        done: () => browser.tail().includes('streamed-7'),
+        done: () => browser.tail().includes('typed-11') || refused(),
       });
+      assert.equal(refused(), false, 'a message was refused for the rate: the typed line or an ack');
+      assert.ok(browser.screen().includes('streamed-7'), 'the stream ended with its marker');
       const seconds = (performance.now() - started) / 1000;
       const acks = Math.floor(browser.outputBytes / 1024);
       // The TTY turns each line's \n into \r\n: more bytes arrive than were printed.

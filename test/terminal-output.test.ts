@@ -358,6 +358,45 @@ describe('TerminalChannel ack window', () => {
     }
   });
 
+  it("never spends the message rate on acks: a keystroke right after a fast stream's acks is taken", () => {
+    for (const encoding of ['json', 'msgpack'] as const) {
+      const rate = 5;
+      const { dc, tc } = channel(encoding, undefined, undefined, rate);
+      const heard: string[] = [];
+      tc.on('message', (m: { type: string }) => heard.push(m.type));
+      // Ten times the rate's worth of acks, each a step of 1 KiB, as a browser acks a fast stream.
+      for (let i = 1; i <= 10 * rate; i++) {
+        tc.sendOutput(Buffer.alloc(1024, 0x41));
+        dc.receive(encodeInbound({ type: 'ack', offset: i * 1024 }, encoding));
+      }
+      dc.receive(encodeInbound({ type: 'input', data: '\x03' }, encoding));
+      assert.deepEqual(heard, ['input'], `${encoding}: the Ctrl-C after the acks was taken`);
+      const errors = dc.sent.map((raw) => decodeOutbound(raw)).filter((m) => m.type === 'error');
+      assert.deepEqual(errors, [], encoding);
+    }
+  });
+
+  it('counts an ack that trickles (under 1 KiB, short of everything sent) against the rate', () => {
+    for (const encoding of ['json', 'msgpack'] as const) {
+      const rate = 5;
+      const { dc, tc, stats } = channel(encoding, undefined, undefined, rate);
+      tc.sendOutput(Buffer.alloc(4096, 0x41));
+      // The channel's first ping took one of the rate's messages; trickling acks take the rest.
+      for (let i = 1; i < rate; i++) dc.receive(encodeInbound({ type: 'ack', offset: i * 100 }, encoding));
+      assert.equal(stats[StatSlot.protocolErrors], 0, `${encoding}: the rate's worth were taken`);
+      dc.receive(encodeInbound({ type: 'ack', offset: rate * 100 }, encoding));
+      dc.receive(encodeInbound({ type: 'ping' }, encoding));
+      assert.equal(
+        stats[StatSlot.protocolErrors],
+        2,
+        `${encoding}: the next trickle and the ping were refused`,
+      );
+      // An ack of everything sent moves the window to its end: taken whatever the rate.
+      dc.receive(encodeInbound({ type: 'ack', offset: 4096 }, encoding));
+      assert.equal(stats[StatSlot.protocolErrors], 2, encoding);
+    }
+  });
+
   it('refuses a malformed ack at the edge', () => {
     const { dc } = channel('json');
     for (const offset of [-1, 1.5, '12', null, 2 ** 53]) dc.receive(JSON.stringify({ type: 'ack', offset }));

@@ -14,6 +14,9 @@
  */
 import { ErrorCodes, TermgateError } from '../common/errors.js';
 
+/** An ack that moves the window on by this much is flow control, never refused for the rate (movesOn). */
+export const ACK_STEP_BYTES = 1024;
+
 export class AckWindow {
   readonly #windowBytes: number;
   /** Output bytes sent so far: the offset of the last `output`. */
@@ -39,9 +42,14 @@ export class AckWindow {
     return this.#sent;
   }
 
-  /** True if an ack of `offset` would move the window forward (a valid ack that is not a repeat). */
-  advancedBy(offset: number): boolean {
-    return offset > this.#acked && offset <= this.#sent;
+  /**
+   * True if an ack of `offset` moves the window on by ACK_STEP_BYTES or more, or to everything sent: a
+   * valid ack that is not a repeat and not a trickle. There are at most as many such acks as KiB of
+   * output or output messages, whatever the browser sends.
+   */
+  movesOn(offset: number): boolean {
+    if (offset <= this.#acked || offset > this.#sent) return false;
+    return offset - this.#acked >= ACK_STEP_BYTES || offset === this.#sent;
   }
 
   /** True while the browser acks and the unacknowledged output has reached the window. */

@@ -338,47 +338,27 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
   #receive(raw: unknown): void {
     const input = toInput(raw);
     this.#stats[StatSlot.messagesFromBrowser]! += 1;
-    // A flood (pings or anything else) costs the worker's other sessions; cap one session's share. The
-    // error goes out at most once a second, so a flood is never answered by a flood, however long it
-    // lasts (the bucket lets one message through now and then, which must not restart the telling).
+    // Flow control is outside the message rate. A fast stream's acks (one per 32 KiB: a thousand a second
+    // at 33 MB/s) would otherwise use up the rate, and the keystroke typed right after it (a Ctrl-C) would
+    // be dropped; and an ack dropped while the window is full stalls the session for good, the browser
+    // having nothing new to acknowledge. Only an ack that moves the window well on (AckWindow.movesOn) is
+    // exempt, so a flood of them costs less than the output they acknowledge.
+    const small = this.#decodeSmall(input);
+    if (small?.message.type === 'ack' && this.#window.movesOn(small.message.offset)) {
+      this.#accept(small.encoding);
+      this.#ack(small.message.offset);
+      return;
+    }
+    // A flood (pings or anything else) costs the worker's other sessions; cap one session's share.
     const now = performance.now();
     if (!this.#limiter.tryTake(now)) {
-      // Flow control is never dropped: an ack lost while the window is full would stall the session for
-      // good, since the browser has nothing new to acknowledge until more output comes. Over the rate,
-      // only a message small enough to be an ack is decoded, and only an ack that moves the window on is
-      // taken (so a flood of acks costs no more than the output it acknowledges).
-      const offset = ackOffset(input);
-      if (offset !== undefined && this.#window.advancedBy(offset)) {
-        this.#ack(offset);
-        return;
-      }
-      this.#stats[StatSlot.protocolErrors]! += 1;
-      if (now - this.#rateErrorAtMs >= 1000) {
-        this.#rateErrorAtMs = now;
-        this.send({
-          type: 'error',
-          code: ErrorCodes.RATE_LIMITED,
-          message: `more than ${this.#options.maxMessagesPerSecond} messages a second; messages are dropped until the rate falls`,
-        });
-      }
+      this.#refuseOverRate(now);
       return;
     }
-    let decoded: ReturnType<typeof decodeInbound>;
-    try {
-      if (input === undefined)
-        throw new TermgateError(ErrorCodes.INVALID_MESSAGE, 'message is neither text nor binary');
-      decoded = decodeInbound(input, this.#options.maxMessageBytes);
-    } catch (err) {
-      // A binary message that fails to decode still tells us how the browser speaks.
-      if (input !== undefined) this.#switchEncoding(typeof input === 'string' ? 'json' : 'msgpack');
-      const error = toErrorData(err, ErrorCodes.INVALID_MESSAGE);
-      this.sendError(error);
-      return;
-    }
+    const decoded = small ?? this.#decode(input);
+    if (!decoded) return;
     const { message, encoding } = decoded;
-    // Only an accepted message keeps the session from going idle: refused ones do not buy time.
-    this.#stats[StatSlot.lastActivityMs] = Date.now();
-    this.#switchEncoding(encoding);
+    this.#accept(encoding);
     if (message.type === 'ack') {
       this.#ack(message.offset);
       return;
@@ -388,6 +368,58 @@ export class TerminalChannel extends SafeEmitter<TerminalChannelEvents> {
         typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
     }
     this.safeEmit('message', message);
+  }
+
+  /**
+   * A message small enough to be an ack, decoded (undefined for anything else, or if it does not decode:
+   * `#decode` then says why). Decoded once: a keystroke is not decoded again past the rate.
+   */
+  #decodeSmall(input: string | Buffer | undefined): DecodedMessage | undefined {
+    const limit = Math.min(MAX_ACK_BYTES, this.#options.maxMessageBytes);
+    // A JSON string's length never exceeds its UTF-8 size: a long one is not measured in bytes here.
+    if (input === undefined || (typeof input === 'string' ? input.length : input.byteLength) > limit)
+      return undefined;
+    try {
+      return decodeInbound(input, limit);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Decodes a message, or tells the browser why it cannot be. */
+  #decode(input: string | Buffer | undefined): DecodedMessage | undefined {
+    try {
+      if (input === undefined)
+        throw new TermgateError(ErrorCodes.INVALID_MESSAGE, 'message is neither text nor binary');
+      return decodeInbound(input, this.#options.maxMessageBytes);
+    } catch (err) {
+      // A binary message that fails to decode still tells us how the browser speaks.
+      if (input !== undefined) this.#switchEncoding(typeof input === 'string' ? 'json' : 'msgpack');
+      this.sendError(toErrorData(err, ErrorCodes.INVALID_MESSAGE));
+      return undefined;
+    }
+  }
+
+  /** Only an accepted message keeps the session from going idle: refused ones do not buy time. */
+  #accept(encoding: Encoding): void {
+    this.#stats[StatSlot.lastActivityMs] = Date.now();
+    this.#switchEncoding(encoding);
+  }
+
+  /**
+   * A message over the rate is dropped. The browser is told at most once a second, so a flood is never
+   * answered by a flood, however long it lasts (the bucket lets one message through now and then, which
+   * must not restart the telling).
+   */
+  #refuseOverRate(now: number): void {
+    this.#stats[StatSlot.protocolErrors]! += 1;
+    if (now - this.#rateErrorAtMs < 1000) return;
+    this.#rateErrorAtMs = now;
+    this.send({
+      type: 'error',
+      code: ErrorCodes.RATE_LIMITED,
+      message: `more than ${this.#options.maxMessagesPerSecond} messages a second; messages are dropped until the rate falls`,
+    });
   }
 
   /** The browser consumed output through `offset`: a window that opens lets output flow again. */
@@ -427,13 +459,4 @@ function toInput(raw: unknown): string | Buffer | undefined {
 /** The largest encoded `ack` ({"type":"ack","offset":9007199254740991} is 40 bytes in JSON). */
 const MAX_ACK_BYTES = 64;
 
-/** The offset of an `ack` message, or undefined for anything else (left to the caller to refuse). */
-function ackOffset(input: string | Buffer | undefined): number | undefined {
-  if (input === undefined) return undefined;
-  try {
-    const { message } = decodeInbound(input, MAX_ACK_BYTES);
-    return message.type === 'ack' ? message.offset : undefined;
-  } catch {
-    return undefined;
-  }
-}
+type DecodedMessage = ReturnType<typeof decodeInbound>;

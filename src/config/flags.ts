@@ -317,9 +317,9 @@ export const AGENT_FLAGS = {
     env: 'TERMGATE_MAX_MESSAGES_PER_SECOND',
     parse: integer(1, 1_000_000),
     default: '1000',
-    help: 'data channel messages one session may send per second; past it they are dropped with an error (acks that move the flow-control window on are always taken)',
+    help: 'data channel messages one session may send per second; past it they are dropped with an error (an ack that moves the flow-control window on by 1 KiB or more, or to its end, is flow control: never counted, never dropped)',
     readme:
-      'data channel messages one session may send a second; an `ack` that moves the window on is taken past it too (flow control: dropping it could stall the output)',
+      'data channel messages one session may send a second; past it they are dropped with an error. An `ack` that moves the window on by 1 KiB or more (or to its end) is flow control: not counted, never dropped',
   }),
   ackWindow: spec({
     flag: '--ack-window <bytes>',
