@@ -2,7 +2,7 @@
  * Results: percentiles from HDR histograms, one row per figure with termgate, the baseline and their
  * ratio, a markdown table for stdout and a JSON file under bench/results/.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +87,11 @@ export interface BenchReport {
     kernel: string;
     /** 1, 5 and 15 minute load averages when the report was made: other work on the host skews results. */
     loadAverage: number[];
+    /**
+     * The CPUs the bench may run on (`taskset`), inherited by everything it starts: the agent, the load
+     * processes, the direct execs' clients. The Docker engine and the containers keep their own.
+     */
+    cpusAllowed: string;
   };
   agent: { workers: number; args: string[] };
   options: Record<string, unknown>;
@@ -103,7 +108,22 @@ export function machine(): BenchReport['machine'] {
     node: process.version,
     kernel: os.release(),
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    cpusAllowed: cpusAllowed(),
   };
+}
+
+function cpusAllowed(): string {
+  try {
+    return /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** `; on CPUs 1` in a table's heading when the bench ran pinned to some of the machine's CPUs. */
+function pinning(m: BenchReport['machine']): string {
+  const all = m.cpus === 1 ? '0' : `0-${m.cpus - 1}`;
+  return m.cpusAllowed === all ? '' : `; bench and agent on CPUs ${m.cpusAllowed}`;
 }
 
 function fmt(value: number | null | boolean | undefined): string {
@@ -123,7 +143,7 @@ const cell = (text: string) => text.replace(/\|/g, '\\|');
 /** The rows as a markdown table. */
 export function markdown(report: BenchReport): string {
   const lines = [
-    `### ${report.scenario} — ${report.date} (${report.agent.workers} worker${report.agent.workers === 1 ? '' : 's'}${report.quick ? ', quick' : ''}; load average ${report.machine.loadAverage.join(' ')})`,
+    `### ${report.scenario} — ${report.date} (${report.agent.workers} worker${report.agent.workers === 1 ? '' : 's'}${report.quick ? ', quick' : ''}; load average ${report.machine.loadAverage.join(' ')}${pinning(report.machine)})`,
     '',
     '| metric | unit | termgate | baseline | ratio | target | met |',
     '|---|---|---:|---:|---:|---|---|',

@@ -179,6 +179,7 @@ function checkReport(report: BenchReport, scenario: Scenario): void {
   assert.equal(report.agent.workers, 2);
   assert.ok(report.agent.args.includes('--workers'));
   assert.ok(report.machine.cpus > 0 && report.machine.node.startsWith('v'));
+  assert.match(report.machine.cpusAllowed, /^[0-9][0-9,-]*$/, 'the CPUs the bench ran on, from /proc');
   assert.ok(report.rows.length > 0);
   for (const r of report.rows) {
     const where = `${scenario} / ${r.metric}`;
@@ -265,6 +266,31 @@ describe('bench report helpers', () => {
     assert.ok(Math.abs(p.p50 - 50) < 0.1 && Math.abs(p.p99 - 99) < 0.1, JSON.stringify(p));
     assert.ok(p.p50 <= p.p90 && p.p90 <= p.p99 && p.p99 <= p.max);
     assert.ok(Math.abs(p.max - 100) < 0.1);
+  });
+
+  it("a table's heading says when the bench ran pinned to some of the machine's CPUs", () => {
+    const report = (cpus: number, cpusAllowed: string): BenchReport => ({
+      scenario: 'throughput',
+      date: '2026-12-04T00:00:00.000Z',
+      quick: false,
+      durationSeconds: 1,
+      machine: {
+        cpus,
+        cpuModel: 'x',
+        memoryBytes: 1,
+        node: 'v20',
+        kernel: 'k',
+        loadAverage: [1, 1, 1],
+        cpusAllowed,
+      },
+      agent: { workers: 2, args: [] },
+      options: {},
+      rows: [],
+      details: {},
+    });
+    assert.match(markdown(report(2, '1')), /^### .*; bench and agent on CPUs 1\)$/m);
+    assert.doesNotMatch(markdown(report(2, '0-1')), /bench and agent on CPUs/);
+    assert.doesNotMatch(markdown(report(1, '0')), /bench and agent on CPUs/);
   });
 });
 
