@@ -31,4 +31,20 @@ describe('a CPU burner', () => {
     assert.equal(await burner.close(), a);
     assert.throws(() => process.kill(burner.pid, 0), { code: 'ESRCH' });
   });
+
+  it('fails its start, instead of waiting, when its process cannot start', async () => {
+    // A share the burner's process refuses: it exits before it spins.
+    await assert.rejects(
+      CpuBurner.start(Number.NaN),
+      /the CPU burner did not start: the other process exited/,
+    );
+  });
+
+  it('says so when its process ended before it was closed, rather than report a share', async () => {
+    const burner = await CpuBurner.start(0.1);
+    process.kill(burner.pid, 'SIGKILL');
+    await sleep(300);
+    await assert.rejects(burner.close(), /the CPU burner ended on its own \(SIGKILL\)/);
+    await assert.rejects(burner.close(), /ended on its own/);
+  });
 });

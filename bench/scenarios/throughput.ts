@@ -204,7 +204,8 @@ async function besideBurner(share: number, run: () => Promise<Run>): Promise<Bur
     const result = await run();
     return { ...result, burnShare: (await burner.close()).share };
   } finally {
-    await burner.close();
+    // After a failed run, its error is the one to tell; after a good one, close() was awaited above.
+    await burner.close().catch(() => undefined);
   }
 }
 
